@@ -1,0 +1,8 @@
+//! Users and passwords. No Pingora types here.
+
+pub mod password;
+pub mod users;
+pub mod verifier;
+
+pub use users::{User, UserDb};
+pub use verifier::PasswordVerifier;

@@ -1,0 +1,96 @@
+//! The configuration file as written: serde structs that mirror the TOML,
+//! unknown keys refused. Nothing here is trusted yet; `settings.rs` turns it
+//! into the validated `Settings` the gateway runs on.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteSection>,
+    pub users: UsersSection,
+    #[serde(default)]
+    pub session: SessionSection,
+    #[serde(default)]
+    pub identity: IdentitySection,
+    #[serde(default)]
+    pub login: LoginSection,
+    #[serde(default)]
+    pub ui: UiSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Option<Vec<String>>,
+    pub prefix: Option<String>,
+    pub threads: Option<usize>,
+    pub secret_file: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub logout_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub upstream: Upstreams,
+    pub access: Access,
+    pub groups: Option<Vec<String>>,
+}
+
+/// `upstream = "127.0.0.1:8000"` or `upstream = ["10.0.0.1:80", "10.0.0.2:80"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "an address like \"127.0.0.1:8000\" or a list of them")]
+pub enum Upstreams {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Public,
+    Login,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersSection {
+    pub file: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    pub store: Option<String>,
+    pub cookie_secure: Option<bool>,
+    pub idle_timeout: Option<String>,
+    pub absolute_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySection {
+    pub user_header: Option<String>,
+    pub email_header: Option<String>,
+    pub name_header: Option<String>,
+    pub groups_header: Option<String>,
+    pub strip_prefixes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSection {
+    pub max_concurrent_hashes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiSection {
+    pub title: Option<String>,
+}

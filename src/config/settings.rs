@@ -1,0 +1,117 @@
+//! The validated settings the gateway runs on. Everything here has been
+//! checked by `validate`; the running code never re-checks it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use super::file::Access;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file these settings came from (for messages and reloads).
+    pub source: PathBuf,
+    pub server: ServerSettings,
+    pub routes: Vec<Route>,
+    pub users_file: PathBuf,
+    pub session: SessionSettings,
+    pub identity: IdentitySettings,
+    pub login: LoginSettings,
+    pub ui: UiSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: Vec<SocketAddr>,
+    /// Where the gateway's own pages live, e.g. `/.gatehouse`; no trailing `/`.
+    pub prefix: String,
+    pub threads: usize,
+    pub secret_file: Option<PathBuf>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Normalised paths of the app's own logout URLs.
+    pub logout_paths: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Lower-case host without port; `None` matches any host.
+    pub host: Option<String>,
+    /// Normalised path prefix, always starting with `/`.
+    pub path_prefix: String,
+    pub upstreams: Vec<SocketAddr>,
+    pub access: Access,
+    /// Any of these groups may pass; empty means any signed-in user.
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub store: StoreKind,
+    pub cookie_secure: bool,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+}
+
+/// Header names as configured (their case is kept for the upstream).
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub user_header: String,
+    pub email_header: String,
+    pub name_header: String,
+    pub groups_header: String,
+    pub strip_prefixes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginSettings {
+    pub max_concurrent_hashes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UiSettings {
+    pub title: String,
+}
+
+impl SessionSettings {
+    /// `__Host-` cookies must be Secure, so the name follows `cookie_secure`.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.cookie_secure {
+            "__Host-gatehouse"
+        } else {
+            "gatehouse"
+        }
+    }
+
+    pub fn csrf_cookie_name(&self) -> &'static str {
+        if self.cookie_secure {
+            "__Host-gatehouse-csrf"
+        } else {
+            "gatehouse-csrf"
+        }
+    }
+}
+
+impl IdentitySettings {
+    pub fn defaults() -> Self {
+        IdentitySettings {
+            user_header: "X-Remote-User".into(),
+            email_header: "X-Remote-Email".into(),
+            name_header: "X-Remote-Name".into(),
+            groups_header: "X-Remote-Groups".into(),
+            strip_prefixes: [
+                "X-Remote-",
+                "Remote-",
+                "X-Auth-Request-",
+                "X-Forwarded-User",
+                "X-Forwarded-Email",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Turns the file model into `Settings`, reporting every mistake with the
+//! key, the line and what was expected.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use super::error::{line_at, ConfigError, ConfigErrors, ErrorSink, KeyPath};
+use super::file::{FileConfig, RouteSection, Upstreams};
+use super::settings::*;
+use super::parse_duration;
+use crate::gateway::normalize::normalize_path;
+
+const DEFAULT_PREFIX: &str = "/.gatehouse";
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    parse(path, &source)
+}
+
+/// Validates config text that came from `path` (used for messages and to
+/// resolve relative paths).
+pub fn parse(path: &Path, source: &str) -> Result<Settings, ConfigErrors> {
+    let model: FileConfig = deserialize(path, source)?;
+    let mut sink = ErrorSink::new(path, source);
+    let settings = validate(path, model, &mut sink);
+    if sink.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigErrors(sink.errors))
+    }
+}
+
+/// serde with the key path kept, so even type errors name their key.
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    source: &str,
+) -> Result<T, ConfigErrors> {
+    let syntax = |e: toml::de::Error| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: e.span().map(|s| line_at(source, s.start)),
+            key: String::new(),
+            message: e.message().trim().to_string(),
+        }])
+    };
+    let de = toml::Deserializer::parse(source).map_err(syntax)?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut key = KeyPath::root();
+        for seg in e.path().iter() {
+            key = match seg {
+                serde_path_to_error::Segment::Seq { index } => key.index(*index),
+                serde_path_to_error::Segment::Map { key: k } => key.key(k),
+                serde_path_to_error::Segment::Enum { variant } => key.key(variant),
+                serde_path_to_error::Segment::Unknown => key,
+            };
+        }
+        let inner = e.inner();
+        let mut sink = ErrorSink::new(path, source);
+        sink.push(&key, inner.message().trim());
+        if let (Some(span), Some(first)) = (inner.span(), sink.errors.first_mut()) {
+            first.line = Some(line_at(source, span.start));
+        }
+        ConfigErrors(sink.errors)
+    })
+}
+
+/// Resolves a path from the config against the config file's directory.
+pub(crate) fn relative_to(config: &Path, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    match config.parent() {
+        Some(dir) => dir.join(p),
+        None => p.to_path_buf(),
+    }
+}
+
+fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
+    let root = KeyPath::root();
+    let server = validate_server(path, model.server, &root.key("server"), sink);
+    let routes = validate_routes(model.routes, sink);
+    let session = validate_session(model.session, &root.key("session"), sink);
+    let identity = validate_identity(model.identity, &root.key("identity"), sink);
+
+    let key = root.key("login").key("max_concurrent_hashes");
+    let max_concurrent_hashes = model.login.max_concurrent_hashes.unwrap_or(4);
+    if max_concurrent_hashes == 0 {
+        sink.push(&key, "expected a number of at least 1");
+    }
+
+    Settings {
+        source: path.to_path_buf(),
+        server,
+        routes,
+        users_file: relative_to(path, &model.users.file),
+        session,
+        identity,
+        login: LoginSettings {
+            max_concurrent_hashes,
+        },
+        ui: UiSettings {
+            title: model.ui.title.unwrap_or_else(|| "Sign in".into()),
+        },
+    }
+}
+
+fn validate_server(
+    path: &Path,
+    s: super::file::ServerSection,
+    key: &KeyPath,
+    sink: &mut ErrorSink,
+) -> ServerSettings {
+    let listen_raw = s.listen.unwrap_or_else(|| vec!["127.0.0.1:8080".into()]);
+    if listen_raw.is_empty() {
+        sink.push(&key.key("listen"), "expected at least one address");
+    }
+    let mut listen = Vec::new();
+    for (i, a) in listen_raw.iter().enumerate() {
+        match a.parse::<SocketAddr>() {
+            Ok(addr) => listen.push(addr),
+            Err(_) => sink.push(
+                &key.key("listen").index(i),
+                format!("expected an IP address and port like \"127.0.0.1:8080\", found {a:?}"),
+            ),
+        }
+    }
+
+    let prefix = s.prefix.unwrap_or_else(|| DEFAULT_PREFIX.into());
+    let prefix_ok = prefix.len() > 1
+        && prefix.starts_with('/')
+        && !prefix.ends_with('/')
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-~".contains(&b))
+        && normalize_path(&prefix).as_deref() == Ok(prefix.as_str());
+    if !prefix_ok {
+        sink.push(
+            &key.key("prefix"),
+            format!("expected a path like \"/.gatehouse\" (leading `/`, no trailing `/`), found {prefix:?}"),
+        );
+    }
+
+    let threads = s
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if !(1..=1024).contains(&threads) {
+        sink.push(&key.key("threads"), "expected a number from 1 to 1024");
+    }
+
+    let secret_file = s.secret_file.map(|f| {
+        let resolved = relative_to(path, &f);
+        match std::fs::read(&resolved) {
+            Ok(bytes) if bytes.len() >= 32 => {}
+            Ok(_) => sink.push(
+                &key.key("secret_file"),
+                "expected a file holding at least 32 bytes of secret",
+            ),
+            Err(e) => sink.push(
+                &key.key("secret_file"),
+                format!("cannot read {}: {e}", resolved.display()),
+            ),
+        }
+        resolved
+    });
+
+    let mut trusted_proxies = Vec::new();
+    for (i, cidr) in s.trusted_proxies.unwrap_or_default().iter().enumerate() {
+        let parsed = cidr
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => trusted_proxies.push(net),
+            Err(_) => sink.push(
+                &key.key("trusted_proxies").index(i),
+                format!("expected an IP address or CIDR like \"10.0.0.0/8\", found {cidr:?}"),
+            ),
+        }
+    }
+
+    let mut logout_paths = Vec::new();
+    for (i, p) in s.logout_paths.unwrap_or_default().iter().enumerate() {
+        match normalize_path(p) {
+            Ok(norm) if p.starts_with('/') => logout_paths.push(norm),
+            _ => sink.push(
+                &key.key("logout_paths").index(i),
+                format!("expected a path starting with `/`, found {p:?}"),
+            ),
+        }
+    }
+
+    ServerSettings {
+        listen,
+        prefix,
+        threads,
+        secret_file,
+        trusted_proxies,
+        logout_paths,
+    }
+}
+
+fn validate_routes(raw: Vec<RouteSection>, sink: &mut ErrorSink) -> Vec<Route> {
+    let key = KeyPath::root().key("route");
+    if raw.is_empty() {
+        sink.push(&key, "expected at least one [[route]]");
+    }
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, r)| validate_route(r, &key.index(i), sink))
+        .collect()
+}
+
+fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route {
+    let host = r.host.map(|h| {
+        let lower = h.to_ascii_lowercase();
+        let ok = !lower.is_empty()
+            && lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            sink.push(
+                &key.key("host"),
+                format!("expected a host name without scheme or port, like \"app.example.com\", found {h:?}"),
+            );
+        }
+        lower
+    });
+
+    let raw_prefix = r.path_prefix.unwrap_or_else(|| "/".into());
+    let path_prefix = match normalize_path(&raw_prefix) {
+        Ok(p) if raw_prefix.starts_with('/') => p,
+        _ => {
+            sink.push(
+                &key.key("path_prefix"),
+                format!("expected a path starting with `/`, found {raw_prefix:?}"),
+            );
+            "/".into()
+        }
+    };
+
+    let addresses = match r.upstream {
+        Upstreams::One(a) => vec![a],
+        Upstreams::Many(list) => list,
+    };
+    if addresses.is_empty() {
+        sink.push(&key.key("upstream"), "expected at least one address");
+    }
+    let mut upstreams = Vec::new();
+    for (i, a) in addresses.iter().enumerate() {
+        let resolved = a.to_socket_addrs().ok().and_then(|mut it| it.next());
+        match resolved {
+            Some(addr) => upstreams.push(addr),
+            None => {
+                let k = if addresses.len() == 1 {
+                    key.key("upstream")
+                } else {
+                    key.key("upstream").index(i)
+                };
+                sink.push(
+                    &k,
+                    format!("expected a reachable host:port like \"127.0.0.1:8000\", found {a:?}"),
+                );
+            }
+        }
+    }
+
+    let groups = r.groups.unwrap_or_default();
+    if r.access == Access::Public && !groups.is_empty() {
+        sink.push(
+            &key.key("groups"),
+            "groups only apply to access = \"login\"; a public route lets everyone through",
+        );
+    }
+    for (i, g) in groups.iter().enumerate() {
+        if g.trim().is_empty() {
+            sink.push(&key.key("groups").index(i), "expected a group name");
+        }
+    }
+
+    Route {
+        host,
+        path_prefix,
+        upstreams,
+        access: r.access,
+        groups,
+    }
+}
+
+fn validate_session(
+    s: super::file::SessionSection,
+    key: &KeyPath,
+    sink: &mut ErrorSink,
+) -> SessionSettings {
+    let store = match s.store.as_deref() {
+        None | Some("memory") => StoreKind::Memory,
+        Some(other) => {
+            sink.push(
+                &key.key("store"),
+                format!("expected \"memory\", found {other:?}"),
+            );
+            StoreKind::Memory
+        }
+    };
+    let mut duration = |name: &str, value: Option<String>, default: u64| match value {
+        None => std::time::Duration::from_secs(default),
+        Some(text) => parse_duration(&text).unwrap_or_else(|msg| {
+            sink.push(&key.key(name), msg);
+            std::time::Duration::from_secs(default)
+        }),
+    };
+    let idle_timeout = duration("idle_timeout", s.idle_timeout, 30 * 60);
+    let absolute_timeout = duration("absolute_timeout", s.absolute_timeout, 24 * 3600);
+    SessionSettings {
+        store,
+        cookie_secure: s.cookie_secure.unwrap_or(true),
+        idle_timeout,
+        absolute_timeout,
+    }
+}
+
+fn validate_identity(
+    s: super::file::IdentitySection,
+    key: &KeyPath,
+    sink: &mut ErrorSink,
+) -> IdentitySettings {
+    let d = IdentitySettings::defaults();
+    let mut header = |name: &str, value: Option<String>, default: String| {
+        let v = value.unwrap_or(default);
+        if http::HeaderName::from_bytes(v.as_bytes()).is_err() {
+            sink.push(
+                &key.key(name),
+                format!("expected an HTTP header name like \"X-Remote-User\", found {v:?}"),
+            );
+        }
+        v
+    };
+    let user_header = header("user_header", s.user_header, d.user_header);
+    let email_header = header("email_header", s.email_header, d.email_header);
+    let name_header = header("name_header", s.name_header, d.name_header);
+    let groups_header = header("groups_header", s.groups_header, d.groups_header);
+    let strip_prefixes = s.strip_prefixes.unwrap_or(d.strip_prefixes);
+    for (i, p) in strip_prefixes.iter().enumerate() {
+        if p.is_empty() || http::HeaderName::from_bytes(p.as_bytes()).is_err() {
+            sink.push(
+                &key.key("strip_prefixes").index(i),
+                format!("expected the start of a header name like \"X-Remote-\", found {p:?}"),
+            );
+        }
+    }
+    IdentitySettings {
+        user_header,
+        email_header,
+        name_header,
+        groups_header,
+        strip_prefixes,
+    }
+}
+

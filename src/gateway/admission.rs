@@ -1,0 +1,163 @@
+//! The request_filter phase: normalise, answer own pages, match a route,
+//! and decide whether the request may go upstream (DESIGN.md §1).
+
+use pingora::proxy::Session;
+use std::sync::Arc;
+
+use super::authenticate::{authenticate, cookie_header, end_session, Auth};
+use super::normalize::{normalize_host, normalize_target};
+use super::page_load::is_page_load;
+use super::pages::{self, problem};
+use super::redirect::login_url;
+use super::respond::Reply;
+use super::routing::{find_route, under_prefix};
+use super::state::{Shared, Snapshot};
+use super::RequestCtx;
+use crate::config::Access;
+use crate::session::EndReason;
+
+/// `Ok(true)` when the gateway answered the request itself.
+pub async fn admit(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<bool> {
+    let snap = Arc::clone(&ctx.snapshot);
+    let reply = decide(shared, &snap, session, ctx).await?;
+    match reply {
+        Some(reply) => {
+            ctx.status = reply.status;
+            reply.send(session).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// `None` forwards the request; `Some` is the gateway's own answer.
+async fn decide(
+    shared: &Shared,
+    snap: &Snapshot,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<Option<Reply>> {
+    let req = session.req_header();
+    ctx.page_load = is_page_load(req);
+    let bad_request = |ctx: &RequestCtx, why: &str| {
+        problem(snap, ctx.page_load, 400, "bad_request", "Bad request", why)
+    };
+
+    // 1. parse & normalise
+    let raw_host = req
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()));
+    let host = match raw_host.map(normalize_host) {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Ok(Some(bad_request(ctx, e.0))),
+        None => String::new(),
+    };
+    let raw_target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let target = match normalize_target(raw_target) {
+        Ok(t) => t,
+        Err(e) => return Ok(Some(bad_request(ctx, e.0))),
+    };
+
+    // 2. the gateway's own pages
+    let prefix = snap.settings.server.prefix.as_str();
+    if under_prefix(prefix, &target.path) {
+        let sub = target.path[prefix.len()..].to_string();
+        ctx.target = Some(target);
+        return pages::serve(shared, snap, session, &sub).await.map(Some);
+    }
+
+    // 3. route
+    let Some((index, route)) = find_route(&snap.settings.routes, &host, &target.path) else {
+        return Ok(Some(problem(
+            snap,
+            ctx.page_load,
+            404,
+            "not_found",
+            "Not found",
+            "No application is configured for this address.",
+        )));
+    };
+    ctx.route = Some(index);
+    let is_logout_path = snap.settings.server.logout_paths.contains(&target.path);
+    let rd = target.path_and_query();
+    ctx.target = Some(target);
+
+    let cookies = cookie_header(session.req_header());
+    let auth = match authenticate(shared, snap, cookies.as_deref(), route.access == Access::Login).await {
+        Ok(auth) => auth,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Ok(Some(problem(
+                snap,
+                ctx.page_load,
+                503,
+                "store_unavailable",
+                "Temporarily unavailable",
+                "Your session could not be checked right now. You are still signed in; please try again shortly.",
+            )));
+        }
+    };
+
+    let authed = match auth {
+        Auth::Valid(a) => a,
+        // 4. public: forward, identity only if a session happens to be valid
+        other if route.access == Access::Public => {
+            ctx.clear_session_cookie = other.had_cookie();
+            return Ok(None);
+        }
+        // 5. login required
+        other => {
+            let reason = other.reason();
+            let url = login_url(prefix, Some(&rd), reason.map(EndReason::as_str));
+            let reply = if ctx.page_load {
+                Reply::see_other(url)
+            } else {
+                Reply::json(
+                    401,
+                    &serde_json::json!({
+                        "error": "login_required",
+                        "login_url": url,
+                        "reason": reason.map(EndReason::as_str),
+                    }),
+                )
+            };
+            return Ok(Some(if other.had_cookie() {
+                let s = &snap.settings.session;
+                reply.header("Set-Cookie", super::cookie::clear(s.cookie_name(), s.cookie_secure))
+            } else {
+                reply
+            }));
+        }
+    };
+
+    if route.access == Access::Login
+        && !route.groups.is_empty()
+        && !authed.user.groups.iter().any(|g| route.groups.contains(g))
+    {
+        ctx.user = Some(authed.user.username.clone());
+        let message = format!(
+            "You are signed in as {}, but this page is only for members of: {}.",
+            authed.user.username,
+            route.groups.join(", ")
+        );
+        return Ok(Some(problem(snap, ctx.page_load, 403, "forbidden", "Not allowed", &message)));
+    }
+
+    if is_logout_path {
+        // The app's own logout link ends the gateway session too; the app
+        // still sees who is logging out.
+        if let Err(e) = end_session(shared, &authed.key, &authed.user.username, EndReason::Logout).await {
+            tracing::error!("{e}");
+        }
+        ctx.clear_session_cookie = true;
+    }
+    ctx.user = Some(authed.user.username.clone());
+    ctx.identity = Some(authed.identity());
+    Ok(None)
+}

@@ -1,0 +1,150 @@
+//! The one place that knows identity header names. Inbound copies are
+//! dropped whatever their case and whether they use `_` or `-` (a CGI/WSGI
+//! app reads `X_Remote_User` and `X-Remote-User` as the same variable), then
+//! the gateway's own values are added. Pure.
+
+use crate::config::IdentitySettings;
+
+/// Lower-case with `_` read as `-`: how CGI-style apps see a header name.
+pub fn canonical(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' => '-',
+            other => char::from(other.to_ascii_lowercase()),
+        })
+        .collect()
+}
+
+/// Headers the gateway sets itself besides identity; inbound copies never
+/// pass as-is (trusted proxies' values are merged before stripping).
+const FORWARDING_HEADERS: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+];
+
+/// Whether an inbound header must be dropped before the request goes upstream.
+pub fn must_strip(name: &str, settings: &IdentitySettings) -> bool {
+    let name = canonical(name);
+    let own = [
+        &settings.user_header,
+        &settings.email_header,
+        &settings.name_header,
+        &settings.groups_header,
+    ];
+    own.iter().any(|h| canonical(h) == name)
+        || FORWARDING_HEADERS.contains(&name.as_str())
+        || settings
+            .strip_prefixes
+            .iter()
+            .any(|p| name.starts_with(&canonical(p)))
+}
+
+/// Who the upstream is told the user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// The identity headers to add, with the configured names. Values holding
+/// control characters are left out rather than forwarded.
+pub fn identity_headers<'a>(
+    identity: &'a Identity,
+    settings: &'a IdentitySettings,
+) -> Vec<(&'a str, String)> {
+    let mut out = vec![(settings.user_header.as_str(), identity.user.clone())];
+    if let Some(email) = &identity.email {
+        out.push((settings.email_header.as_str(), email.clone()));
+    }
+    if let Some(name) = &identity.name {
+        out.push((settings.name_header.as_str(), name.clone()));
+    }
+    if !identity.groups.is_empty() {
+        out.push((settings.groups_header.as_str(), identity.groups.join(",")));
+    }
+    out.retain(|(_, v)| !v.chars().any(char::is_control));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_an_identity_header_is_stripped() {
+        let s = IdentitySettings::defaults();
+        for name in [
+            "X-Remote-User",
+            "x-remote-user",
+            "X_Remote_User",
+            "x_remote_user",
+            "X-REMOTE-GROUPS",
+            "Remote-User",
+            "remote_user",
+            "X-Remote-Anything",
+            "X-Auth-Request-User",
+            "X-Auth-Request-Email",
+            "X-Forwarded-User",
+            "X_Forwarded_Email",
+            "X-Forwarded-For",
+            "X_Forwarded_For",
+            "x-forwarded-host",
+            "Forwarded",
+        ] {
+            assert!(must_strip(name, &s), "{name} must be stripped");
+        }
+        for name in ["Accept", "Cookie", "X-Request-Id", "User-Agent", "Authorization"] {
+            assert!(!must_strip(name, &s), "{name} must pass");
+        }
+    }
+
+    #[test]
+    fn custom_names_are_stripped_too() {
+        let mut s = IdentitySettings::defaults();
+        s.user_header = "Auth-User".into();
+        s.strip_prefixes.clear();
+        assert!(must_strip("auth_user", &s));
+        assert!(!must_strip("X-Remote-Name", &IdentitySettings { strip_prefixes: vec![], name_header: "N".into(), ..s }));
+    }
+
+    #[test]
+    fn identity_headers_use_configured_names() {
+        let s = IdentitySettings::defaults();
+        let id = Identity {
+            user: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: Some("Alice\r\nX-Evil: 1".into()),
+            groups: vec!["staff".into(), "admins".into()],
+        };
+        let h = identity_headers(&id, &s);
+        assert_eq!(
+            h,
+            vec![
+                ("X-Remote-User", "alice".to_string()),
+                ("X-Remote-Email", "alice@example.com".to_string()),
+                ("X-Remote-Groups", "staff,admins".to_string()),
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn case_and_underscores_never_matter(name in "[A-Za-z_-]{1,20}") {
+            let s = IdentitySettings::defaults();
+            let flipped: String = name
+                .chars()
+                .map(|c| match c {
+                    '-' => '_',
+                    '_' => '-',
+                    c if c.is_ascii_lowercase() => c.to_ascii_uppercase(),
+                    c => c.to_ascii_lowercase(),
+                })
+                .collect();
+            proptest::prop_assert_eq!(must_strip(&name, &s), must_strip(&flipped, &s));
+        }
+    }
+}

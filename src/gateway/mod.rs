@@ -1,0 +1,147 @@
+//! The Pingora side: `Gateway` implements `ProxyHttp` as a short
+//! dispatcher; each phase calls one function in its own module.
+
+pub mod admission;
+pub mod authenticate;
+pub mod cookie;
+pub mod csrf;
+pub mod forwarded;
+pub mod identity_headers;
+pub mod normalize;
+pub mod page_load;
+pub mod pages;
+pub mod redirect;
+pub mod respond;
+pub mod routing;
+pub mod state;
+pub mod upstream_error;
+pub mod upstream_request;
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use identity_headers::Identity;
+use normalize::Target;
+use state::{Shared, Snapshot};
+
+/// Per-request state carried between phases.
+pub struct RequestCtx {
+    /// The settings this request started on; a reload does not change them.
+    pub snapshot: Arc<Snapshot>,
+    pub target: Option<Target>,
+    pub route: Option<usize>,
+    pub identity: Option<Identity>,
+    pub user: Option<String>,
+    /// Tell the browser to drop the session cookie with the app's response.
+    pub clear_session_cookie: bool,
+    pub page_load: bool,
+    /// Status of the gateway's own answer, if it gave one.
+    pub status: u16,
+    pub started: Instant,
+}
+
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Gateway { shared }
+    }
+}
+
+/// The TCP peer's address.
+pub fn peer_ip(session: &Session) -> Option<IpAddr> {
+    session.client_addr()?.as_inet().map(|a| a.ip())
+}
+
+/// The client address the gateway believes (trusted proxies considered).
+pub fn client_ip(snap: &Snapshot, session: &Session) -> Option<IpAddr> {
+    let xff = session
+        .req_header()
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    forwarded::client_ip(peer_ip(session), xff, &snap.settings.server.trusted_proxies)
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            snapshot: self.shared.snapshot.load_full(),
+            target: None,
+            route: None,
+            identity: None,
+            user: None,
+            clear_session_cookie: false,
+            page_load: false,
+            status: 0,
+            started: Instant::now(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+        admission::admit(&self.shared, session, ctx).await
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+        let route = ctx.route.and_then(|i| ctx.snapshot.settings.routes.get(i));
+        let upstreams = route.map(|r| r.upstreams.as_slice()).unwrap_or_default();
+        if upstreams.is_empty() {
+            return Err(pingora::Error::explain(pingora::ErrorType::InternalError, "no upstream for request"));
+        }
+        let addr = upstreams[self.shared.next_upstream() % upstreams.len()];
+        Ok(Box::new(HttpPeer::new(addr, false, String::new())))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        upstream_request::rewrite(session, upstream_request, ctx)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if ctx.clear_session_cookie {
+            let s = &ctx.snapshot.settings.session;
+            response.append_header("Set-Cookie", cookie::clear(s.cookie_name(), s.cookie_secure))?;
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &pingora::Error, ctx: &mut RequestCtx) -> FailToProxy {
+        upstream_error::answer(session, e, ctx).await
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&pingora::Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map_or(ctx.status, |r| r.status.as_u16());
+        let path = ctx.target.as_ref().map_or("-", |t| t.path.as_str());
+        tracing::info!(
+            target: "gatehouse::access",
+            method = %session.req_header().method,
+            path,
+            status,
+            user = ctx.user.as_deref().unwrap_or("-"),
+            route = ctx.route.map_or(-1, |r| i64::try_from(r).unwrap_or(-1)),
+            ms = ctx.started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! fail_to_proxy: when the app is down or the request fails, a clear page
+//! (or JSON for scripts) instead of Pingora's bare error.
+
+use pingora::proxy::{FailToProxy, Session};
+use pingora::{Error, ErrorSource, ErrorType};
+
+use super::pages::problem;
+use super::RequestCtx;
+
+/// The status an error maps to, decided here and nowhere else; 0 means the
+/// client is gone and nothing can be sent.
+pub fn status_for(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+pub async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    let code = status_for(e);
+    if code > 0 && session.response_written().is_none() {
+        let snap = &ctx.snapshot;
+        let reply = match code {
+            502 => problem(
+                snap,
+                ctx.page_load,
+                502,
+                "upstream_unavailable",
+                "The application is not responding",
+                "The sign-in gateway is working, but the application behind it did not answer. Please try again in a moment.",
+            ),
+            400 => problem(snap, ctx.page_load, 400, "bad_request", "Bad request", "The request could not be understood."),
+            _ => problem(snap, ctx.page_load, code, "error", "Something went wrong", "The request could not be completed."),
+        };
+        if let Err(send_err) = reply.send(session).await {
+            tracing::debug!("could not send the error page: {send_err}");
+        }
+    }
+    ctx.status = code;
+    FailToProxy {
+        error_code: code,
+        can_reuse_downstream: false,
+    }
+}

@@ -1,0 +1,80 @@
+//! The upstream_request_filter phase: what the app receives. Inbound
+//! identity and forwarding headers are dropped in every spelling, the
+//! gateway's cookies are removed, the normalised path is sent, and the
+//! gateway's own identity and forwarding headers are added.
+
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+
+use super::forwarded::{forwarded, Inbound};
+use super::identity_headers::{identity_headers, must_strip};
+use super::{cookie, peer_ip, RequestCtx};
+
+pub fn rewrite(
+    session: &Session,
+    req: &mut RequestHeader,
+    ctx: &RequestCtx,
+) -> pingora::Result<()> {
+    let settings = &ctx.snapshot.settings;
+
+    if let Some(target) = &ctx.target {
+        let uri = http::Uri::try_from(target.path_and_query()).map_err(|e| {
+            pingora::Error::explain(pingora::ErrorType::InternalError, format!("normalised path: {e}"))
+        })?;
+        req.set_uri(uri);
+    }
+
+    // Read what a trusted proxy may have told us before stripping it.
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (xff, proto, fwd_host) = (
+        header("x-forwarded-for"),
+        header("x-forwarded-proto"),
+        header("x-forwarded-host"),
+    );
+    let host = header("host");
+    let fwd = forwarded(
+        peer_ip(session),
+        &settings.server.trusted_proxies,
+        &Inbound {
+            xff: xff.as_deref(),
+            proto: proto.as_deref(),
+            host: fwd_host.as_deref(),
+        },
+        "http",
+        host.as_deref(),
+    );
+
+    let doomed: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| must_strip(name.as_str(), &settings.identity))
+        .cloned()
+        .collect();
+    for name in doomed {
+        req.remove_header(&name);
+    }
+
+    let cookies = super::authenticate::cookie_header(req);
+    if let Some(all) = cookies {
+        req.remove_header(&http::header::COOKIE);
+        let s = &settings.session;
+        if let Some(rest) = cookie::without(&all, &[s.cookie_name(), s.csrf_cookie_name()]) {
+            req.insert_header(http::header::COOKIE, rest)?;
+        }
+    }
+
+    if let Some(identity) = &ctx.identity {
+        for (name, value) in identity_headers(identity, &settings.identity) {
+            let value = http::HeaderValue::from_bytes(value.as_bytes()).map_err(|e| {
+                pingora::Error::explain(pingora::ErrorType::InternalError, format!("identity header: {e}"))
+            })?;
+            req.insert_header(name.to_string(), value)?;
+        }
+    }
+    req.insert_header("X-Forwarded-For", fwd.for_)?;
+    req.insert_header("X-Forwarded-Proto", fwd.proto)?;
+    if let Some(h) = fwd.host {
+        req.insert_header("X-Forwarded-Host", h)?;
+    }
+    Ok(())
+}

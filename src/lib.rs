@@ -1,0 +1,15 @@
+//! gatehouse: a login gateway that sits in front of unmodified web apps, owns
+//! the session cookie and enforces session policy at the edge.
+//!
+//! The library holds all the logic; `main.rs` only parses arguments. Pure
+//! logic (policy, parsing, validation) lives apart from the Pingora glue in
+//! `gateway/` so it can be tested without sockets.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod gateway;
+pub mod server;
+pub mod session;
+pub mod ui;

@@ -1,0 +1,132 @@
+//! The command line. Parses arguments and calls the library; nothing else.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gatehouse::auth::password::hash_password;
+use gatehouse::server::{self, ProcessFlags};
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "A login gateway in front of web apps")]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// The configuration file.
+        #[arg(short, long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+        /// Run in the background (Pingora's -d).
+        #[arg(short, long)]
+        daemon: bool,
+        /// Take over the listeners of a running instance (Pingora's -u).
+        #[arg(short, long)]
+        upgrade: bool,
+        /// Check that the server can start, then exit (Pingora's -t).
+        #[arg(short, long)]
+        test: bool,
+    },
+    /// Validate a configuration file and its users file; exit 1 with the errors.
+    CheckConfig {
+        #[arg(short, long, default_value = "config/gatehouse.toml")]
+        config: PathBuf,
+    },
+    /// Read a password (prompt, or one line of stdin) and print its argon2id hash.
+    HashPassword,
+    /// Run the gateway in front of a built-in demo app, with a demo user.
+    Demo {
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the demo app listens.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        app_listen: SocketAddr,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn read_password() -> Result<String, String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let second = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != second {
+            return Err("the two passwords differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    Ok(password)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            config,
+            daemon,
+            upgrade,
+            test,
+        } => {
+            init_logging(cli.log_format);
+            server::run(&config, ProcessFlags { daemon, upgrade, test })
+        }
+        Command::CheckConfig { config } => match server::load_snapshot(&config) {
+            Ok(snap) => {
+                println!(
+                    "{}: OK ({} routes, {} users)",
+                    config.display(),
+                    snap.settings.routes.len(),
+                    snap.users.len()
+                );
+                Ok(())
+            }
+            Err(errors) => Err(errors.to_string()),
+        },
+        Command::HashPassword => read_password().and_then(|p| hash_password(&p)).map(|h| println!("{h}")),
+        Command::Demo { listen, app_listen } => {
+            init_logging(cli.log_format);
+            gatehouse::demo::run_demo(listen, app_listen)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}

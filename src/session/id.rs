@@ -1,0 +1,98 @@
+//! Session identifiers. The ID is the cookie value and is never stored or
+//! logged; the store keys records by SHA-256(ID) (`SessionKey`), and logs
+//! name a session by the first 8 hex characters of that hash.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::fmt;
+
+const ID_BYTES: usize = 32;
+/// Length of 32 bytes in unpadded base64url.
+const ID_CHARS: usize = 43;
+
+/// The secret cookie value. Deliberately not `Debug`/`Display`.
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn generate(rng: &SystemRandom) -> Result<Self, ring::error::Unspecified> {
+        let mut bytes = [0u8; ID_BYTES];
+        rng.fill(&mut bytes)?;
+        Ok(SessionId(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Accepts a cookie value only if it has the shape of an ID.
+    pub fn parse(value: &str) -> Option<Self> {
+        let ok = value.len() == ID_CHARS
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| SessionId(value.to_string()))
+    }
+
+    pub fn as_cookie_value(&self) -> &str {
+        &self.0
+    }
+
+    pub fn key(&self) -> SessionKey {
+        let digest = ring::digest::digest(&ring::digest::SHA256, self.0.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        SessionKey(out)
+    }
+}
+
+/// SHA-256 of a session ID: what stores and logs see.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey(pub [u8; 32]);
+
+impl SessionKey {
+    /// The first 8 hex characters, for logs.
+    pub fn short(&self) -> String {
+        self.0[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKey({})", self.short())
+    }
+}
+
+impl fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.short())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_long_random_and_parse_back() {
+        let rng = SystemRandom::new();
+        let a = SessionId::generate(&rng).unwrap();
+        let b = SessionId::generate(&rng).unwrap();
+        assert_eq!(a.as_cookie_value().len(), 43);
+        assert_ne!(a.as_cookie_value(), b.as_cookie_value());
+        let again = SessionId::parse(a.as_cookie_value()).unwrap();
+        assert_eq!(again.key(), a.key());
+        assert_ne!(a.key(), b.key());
+    }
+
+    #[test]
+    fn odd_cookie_values_are_not_ids() {
+        assert!(SessionId::parse("").is_none());
+        assert!(SessionId::parse("short").is_none());
+        assert!(SessionId::parse(&"a".repeat(44)).is_none());
+        assert!(SessionId::parse(&format!("{}=", "a".repeat(42))).is_none());
+    }
+
+    #[test]
+    fn keys_are_named_by_eight_hex_chars() {
+        let key = SessionKey([0xab; 32]);
+        assert_eq!(key.short(), "abababab");
+        assert_eq!(format!("{key:?}"), "SessionKey(abababab)");
+    }
+}

@@ -1,0 +1,11 @@
+//! Sessions: identifiers, records, the validity policy (pure, clock
+//! injected) and the stores that keep them.
+
+pub mod id;
+pub mod policy;
+pub mod record;
+pub mod store;
+
+pub use id::{SessionId, SessionKey};
+pub use policy::{EndReason, SessionPolicy, Verdict};
+pub use record::SessionRecord;

@@ -1,0 +1,16 @@
+//! What the store keeps about a session.
+
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user: String,
+    pub created_at: Timestamp,
+    pub last_seen: Timestamp,
+    pub client_ip: Option<std::net::IpAddr>,
+    pub user_agent: String,
+    /// First 8 bytes of SHA-256 of the user's password hash at login: a
+    /// password changed anywhere no longer matches.
+    pub password_fingerprint: [u8; 8],
+    pub groups: Vec<String>,
+}
