@@ -118,14 +118,15 @@ async fn decide(
             let reply = if ctx.page_load {
                 Reply::see_other(url)
             } else {
-                Reply::json(
-                    401,
-                    &serde_json::json!({
-                        "error": "login_required",
-                        "login_url": url,
-                        "reason": reason.map(EndReason::as_str),
-                    }),
-                )
+                let mut body = serde_json::json!({
+                    "error": "login_required",
+                    "message": "Sign in first.",
+                    "login_url": url,
+                });
+                if let Some(r) = reason {
+                    body["reason"] = r.as_str().into();
+                }
+                Reply::json(401, &body)
             };
             return Ok(Some(if other.had_cookie() {
                 let s = &snap.settings.session;

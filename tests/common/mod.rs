@@ -1,0 +1,156 @@
+//! Test harness: the real gateway binary on a loopback port, in front of a
+//! real upstream that records every request it receives, and a small
+//! browser-like client that keeps cookies.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod browser;
+pub mod upstream;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use browser::Browser;
+pub use upstream::Upstream;
+
+pub const ALICE_PASSWORD: &str = "alice-password-1";
+pub const BOB_PASSWORD: &str = "bob-password-22";
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn hashes() -> &'static (String, String) {
+    static H: OnceLock<(String, String)> = OnceLock::new();
+    H.get_or_init(|| {
+        (
+            gatehouse::auth::password::hash_password(ALICE_PASSWORD).unwrap(),
+            gatehouse::auth::password::hash_password(BOB_PASSWORD).unwrap(),
+        )
+    })
+}
+
+pub fn users_toml() -> String {
+    let (a, b) = hashes();
+    format!(
+        "[alice]\npassword = \"{a}\"\nname = \"Alice Example\"\nemail = \"alice@example.com\"\ngroups = [\"staff\", \"admins\"]\n\n\
+         [bob]\npassword = \"{b}\"\nname = \"Bob\"\ngroups = []\n\n\
+         [carol]\npassword = \"{b}\"\ndisabled = true\n"
+    )
+}
+
+/// A config with a public `/static/` route and a login route for the rest.
+/// `@UPSTREAM@` in `extra` is replaced too.
+pub fn config(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        "[server]\nlisten = [\"@LISTEN@\"]\nthreads = 1\nlogout_paths = [\"/accounts/logout/\"]\n\n\
+         [[route]]\npath_prefix = \"/static/\"\nupstream = \"{upstream}\"\naccess = \"public\"\n\n\
+         [[route]]\npath_prefix = \"/admin/\"\nupstream = \"{upstream}\"\naccess = \"login\"\ngroups = [\"admins\"]\n\n\
+         [[route]]\npath_prefix = \"/\"\nupstream = \"{upstream}\"\naccess = \"login\"\n\n\
+         [users]\nfile = \"users.toml\"\n\n\
+         [session]\ncookie_secure = false\n{extra}\n"
+    )
+    .replace("@UPSTREAM@", &upstream.to_string())
+}
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts `gatehouse run` on `config_text` (with `@LISTEN@` filled in)
+    /// and waits until it accepts connections.
+    pub fn start(config_text: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config_path = dir.path().join("gatehouse.toml");
+        std::fs::write(&config_path, config_text.replace("@LISTEN@", &addr.to_string())).unwrap();
+        std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
+        let log = std::fs::File::create(dir.path().join("gatehouse.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("run")
+            .arg("-c")
+            .arg(&config_path)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut gw = Gateway { addr, child, dir };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("gateway exited with {status}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("gateway did not start:\n{}", self.log());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the gateway has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gatehouse.log")).unwrap_or_default()
+    }
+
+    /// Sends raw bytes and returns the whole raw response (the connection
+    /// is closed by the request's `Connection: close`).
+    pub fn raw(&self, request: &str) -> String {
+        raw_request(self.addr, request)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn raw_request(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw response.
+pub fn raw_status(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gatehouse"))
+}
