@@ -27,7 +27,12 @@ fn echo(http: &ServerSession) -> serde_json::Value {
     let headers: serde_json::Map<String, serde_json::Value> = req
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into(),
+            )
+        })
         .collect();
     serde_json::json!({
         "method": req.method.as_str(),
@@ -38,7 +43,11 @@ fn echo(http: &ServerSession) -> serde_json::Value {
 
 fn page(http: &ServerSession) -> String {
     let req = http.req_header();
-    let get = |name: &str| req.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let get = |name: &str| {
+        req.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
     let user = get("x-remote-user");
     let greeting = match &user {
         Some(u) => format!("Hello, {}.", ui::escape(u)),

@@ -10,7 +10,11 @@ use gatehouse::auth::password::hash_password;
 use gatehouse::server::{self, ProcessFlags};
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "A login gateway in front of web apps")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A login gateway in front of web apps"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
@@ -105,7 +109,14 @@ fn main() -> ExitCode {
             test,
         } => {
             init_logging(cli.log_format);
-            server::run(&config, ProcessFlags { daemon, upgrade, test })
+            server::run(
+                &config,
+                ProcessFlags {
+                    daemon,
+                    upgrade,
+                    test,
+                },
+            )
         }
         Command::CheckConfig { config } => match server::load_snapshot(&config) {
             Ok(snap) => {
@@ -119,7 +130,9 @@ fn main() -> ExitCode {
             }
             Err(errors) => Err(errors.to_string()),
         },
-        Command::HashPassword => read_password().and_then(|p| hash_password(&p)).map(|h| println!("{h}")),
+        Command::HashPassword => read_password()
+            .and_then(|p| hash_password(&p))
+            .map(|h| println!("{h}")),
         Command::Demo { listen, app_listen } => {
             init_logging(cli.log_format);
             gatehouse::demo::run_demo(listen, app_listen)

@@ -41,9 +41,9 @@ pub fn serve(
     extra: impl FnOnce(&mut Server) -> Result<(), String>,
 ) -> Result<(), String> {
     let secret = match &snapshot.settings.server.secret_file {
-        Some(path) => Some(
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
+        }
         None => None,
     };
     let listen = snapshot.settings.server.listen.clone();
@@ -75,8 +75,11 @@ pub fn serve(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, Gateway::new(Arc::new(shared)), "gatehouse");
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(Arc::new(shared)),
+        "gatehouse",
+    );
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
     }
@@ -85,7 +88,11 @@ pub fn serve(
 
     tracing::info!(
         "gatehouse listening on {}",
-        listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        listen
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     server.run_forever()
 }

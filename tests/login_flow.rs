@@ -18,8 +18,15 @@ async fn page_load_without_session_is_sent_to_login_with_rd() {
     let (upstream, _gw, mut b) = setup();
     let r = b.page("/reports/2024?page=2").await;
     assert_eq!(r.status, 303);
-    assert_eq!(r.location(), "/.gatehouse/login?rd=%2Freports%2F2024%3Fpage%3D2");
-    assert_eq!(upstream.count(), 0, "nothing reaches the app without a session");
+    assert_eq!(
+        r.location(),
+        "/.gatehouse/login?rd=%2Freports%2F2024%3Fpage%3D2"
+    );
+    assert_eq!(
+        upstream.count(),
+        0,
+        "nothing reaches the app without a session"
+    );
 }
 
 #[tokio::test]
@@ -27,14 +34,24 @@ async fn scripts_without_session_get_401_json() {
     let (upstream, _gw, mut b) = setup();
     for r in [
         b.api("/api/items").await,
-        b.get_with("/api/items", &[("Accept", "text/html"), ("X-Requested-With", "XMLHttpRequest")]).await,
+        b.get_with(
+            "/api/items",
+            &[
+                ("Accept", "text/html"),
+                ("X-Requested-With", "XMLHttpRequest"),
+            ],
+        )
+        .await,
         b.post_form("/api/items", &[("a", "1")]).await,
     ] {
         assert_eq!(r.status, 401, "{}", r.body);
         assert_eq!(r.header("content-type"), Some("application/json"));
         let j = r.json();
         assert_eq!(j["error"], "login_required");
-        assert!(j["login_url"].as_str().unwrap().starts_with("/.gatehouse/login?rd=%2Fapi%2Fitems"));
+        assert!(j["login_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("/.gatehouse/login?rd=%2Fapi%2Fitems"));
     }
     assert_eq!(upstream.count(), 0);
 }
@@ -46,7 +63,11 @@ async fn right_password_signs_in_and_the_app_learns_who() {
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(r.location(), "/reports?x=1");
 
-    let set = r.set_cookies().into_iter().find(|c| c.starts_with("gatehouse=")).expect("session cookie");
+    let set = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("gatehouse="))
+        .expect("session cookie");
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(set.contains(attr), "{set} lacks {attr}");
     }
@@ -66,7 +87,10 @@ async fn right_password_signs_in_and_the_app_learns_who() {
     assert_eq!(seen.header("x-remote-name"), Some("Alice Example"));
     let cookie = seen.header("cookie").unwrap_or("");
     assert!(cookie.contains("sessionid=app-cookie"), "{cookie}");
-    assert!(!cookie.contains("gatehouse"), "gateway cookie leaked upstream: {cookie}");
+    assert!(
+        !cookie.contains("gatehouse"),
+        "gateway cookie leaked upstream: {cookie}"
+    );
     assert!(!cookie.contains(&id));
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
@@ -82,17 +106,35 @@ async fn wrong_password_and_unknown_user_look_the_same() {
         (user, pw, token)
     };
     let mut bodies = Vec::new();
-    for (user, pw, token) in [attempt("alice", "wrong-password"), attempt("nobody-here", "wrong-password"), attempt("carol", BOB_PASSWORD)] {
+    for (user, pw, token) in [
+        attempt("alice", "wrong-password"),
+        attempt("nobody-here", "wrong-password"),
+        attempt("carol", BOB_PASSWORD),
+    ] {
         let r = b
-            .post_form("/.gatehouse/login", &[("username", user), ("password", pw), ("rd", "/home"), ("csrf_token", &token)])
+            .post_form(
+                "/.gatehouse/login",
+                &[
+                    ("username", user),
+                    ("password", pw),
+                    ("rd", "/home"),
+                    ("csrf_token", &token),
+                ],
+            )
             .await;
         assert_eq!(r.status, 401, "{user}: {}", r.body);
         assert!(r.body.contains("Incorrect username or password."));
         assert!(b.session_cookie().is_none());
         bodies.push(r.body);
     }
-    assert_eq!(bodies[0], bodies[1], "unknown user must be indistinguishable from a wrong password");
-    assert_eq!(bodies[0], bodies[2], "a disabled user must be indistinguishable too");
+    assert_eq!(
+        bodies[0], bodies[1],
+        "unknown user must be indistinguishable from a wrong password"
+    );
+    assert_eq!(
+        bodies[0], bodies[2],
+        "a disabled user must be indistinguishable too"
+    );
     assert_eq!(upstream.count(), 0);
 }
 
@@ -101,7 +143,14 @@ async fn login_without_the_forms_csrf_token_is_refused() {
     let (_upstream, _gw, mut b) = setup();
     let _ = b.page("/.gatehouse/login").await;
     let r = b
-        .post_form("/.gatehouse/login", &[("username", "alice"), ("password", ALICE_PASSWORD), ("rd", "/")])
+        .post_form(
+            "/.gatehouse/login",
+            &[
+                ("username", "alice"),
+                ("password", ALICE_PASSWORD),
+                ("rd", "/"),
+            ],
+        )
         .await;
     assert_eq!(r.status, 403);
     assert!(b.session_cookie().is_none());
@@ -110,7 +159,15 @@ async fn login_without_the_forms_csrf_token_is_refused() {
     let mut other = Browser::new(&_gw.url("/"));
     let foreign = other.page("/.gatehouse/login").await.field("csrf_token");
     let r = b
-        .post_form("/.gatehouse/login", &[("username", "alice"), ("password", ALICE_PASSWORD), ("rd", "/"), ("csrf_token", &foreign)])
+        .post_form(
+            "/.gatehouse/login",
+            &[
+                ("username", "alice"),
+                ("password", ALICE_PASSWORD),
+                ("rd", "/"),
+                ("csrf_token", &foreign),
+            ],
+        )
         .await;
     assert_eq!(r.status, 403);
     assert!(b.session_cookie().is_none());
@@ -132,11 +189,16 @@ async fn logout_ends_the_session_server_side() {
     assert_eq!(r.status, 403);
     assert_eq!(b.page("/").await.status, 200);
 
-    let r = b.post_form("/.gatehouse/logout", &[("csrf_token", &token)]).await;
+    let r = b
+        .post_form("/.gatehouse/logout", &[("csrf_token", &token)])
+        .await;
     assert_eq!(r.status, 303);
     assert_eq!(r.location(), "/.gatehouse/login?reason=logout");
     assert_eq!(r.header("clear-site-data"), Some("\"cookies\""));
-    assert!(r.set_cookies().iter().any(|c| c.starts_with("gatehouse=;") && c.contains("Max-Age=0")));
+    assert!(r
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with("gatehouse=;") && c.contains("Max-Age=0")));
     assert!(b.session_cookie().is_none());
 
     // the old cookie, replayed, is worth nothing: server-side logout
@@ -172,9 +234,20 @@ async fn public_routes_need_no_login_but_dot_segments_cannot_reach_them() {
     assert_eq!(upstream.last().target, "/static/app.css");
     assert!(upstream.last().header("x-remote-user").is_none());
 
-    for sneaky in ["/static/../private", "/static/%2e%2e/private", "/static/./../private", "//static/../private"] {
-        let resp = gw.raw(&format!("GET {sneaky} HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nConnection: close\r\n\r\n"));
-        assert_eq!(common::raw_status(&resp), 303, "{sneaky} must need a login:\n{resp}");
+    for sneaky in [
+        "/static/../private",
+        "/static/%2e%2e/private",
+        "/static/./../private",
+        "//static/../private",
+    ] {
+        let resp = gw.raw(&format!(
+            "GET {sneaky} HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(
+            common::raw_status(&resp),
+            303,
+            "{sneaky} must need a login:\n{resp}"
+        );
         assert!(resp.contains("rd=%2Fprivate"), "{resp}");
     }
 
@@ -229,7 +302,15 @@ async fn oversized_login_body_gets_413() {
     let token = page.field("csrf_token");
     let big = "x".repeat(9 * 1024);
     let r = b
-        .post_form("/.gatehouse/login", &[("username", "alice"), ("password", &big), ("rd", "/"), ("csrf_token", &token)])
+        .post_form(
+            "/.gatehouse/login",
+            &[
+                ("username", "alice"),
+                ("password", &big),
+                ("rd", "/"),
+                ("csrf_token", &token),
+            ],
+        )
         .await;
     assert_eq!(r.status, 413);
     assert!(b.session_cookie().is_none());
@@ -258,13 +339,17 @@ async fn neither_password_nor_session_id_reaches_the_log() {
     let id = b.session_cookie().unwrap().clone();
     b.page("/somewhere").await;
     let token = b.page("/.gatehouse/logout").await.field("csrf_token");
-    b.post_form("/.gatehouse/logout", &[("csrf_token", &token)]).await;
+    b.post_form("/.gatehouse/logout", &[("csrf_token", &token)])
+        .await;
     b.login("alice", "a-wrong-password-xyz", "/").await;
 
     let log = gw.log();
     assert!(log.contains("login_ok"), "the run was logged:\n{log}");
     assert!(log.contains("session_ended"), "{log}");
     assert!(!log.contains(ALICE_PASSWORD), "password in the log");
-    assert!(!log.contains("a-wrong-password-xyz"), "failed password in the log");
+    assert!(
+        !log.contains("a-wrong-password-xyz"),
+        "failed password in the log"
+    );
     assert!(!log.contains(&id), "session ID in the log");
 }

@@ -90,7 +90,9 @@ mod tests {
         assert!(!verify_password("", "x"));
         assert!(!verify_password("plaintext", "plaintext"));
         assert!(check_hash("plaintext").is_err());
-        assert!(check_hash("$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA").is_err());
+        assert!(
+            check_hash("$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA").is_err()
+        );
     }
 
     #[test]

@@ -78,20 +78,33 @@ impl UserDb {
         let mut users = Vec::with_capacity(entries.len());
         for (username, e) in entries {
             let key = KeyPath::root().key(&username);
-            if username.is_empty() || username.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                sink.push(&key, "expected a user name without spaces or control characters");
+            if username.is_empty()
+                || username
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
+            {
+                sink.push(
+                    &key,
+                    "expected a user name without spaces or control characters",
+                );
             }
             if let Err(msg) = check_hash(&e.password) {
                 sink.push(&key.key("password"), msg);
             }
             for (field, value) in [("name", &e.name), ("email", &e.email)] {
-                if value.as_deref().is_some_and(|v| v.chars().any(char::is_control)) {
+                if value
+                    .as_deref()
+                    .is_some_and(|v| v.chars().any(char::is_control))
+                {
                     sink.push(&key.key(field), "expected text without control characters");
                 }
             }
             let groups = e.groups.unwrap_or_default();
             for (i, g) in groups.iter().enumerate() {
-                if g.is_empty() || g.contains(',') || g.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                if g.is_empty()
+                    || g.contains(',')
+                    || g.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
                     sink.push(
                         &key.key("groups").index(i),
                         "expected a group name without commas, spaces or control characters",

@@ -29,7 +29,9 @@ mod tests {
     fn refuses_nonsense_and_zero() {
         assert!(parse_duration("30 minutes please").is_err());
         assert!(parse_duration("").is_err());
-        assert!(parse_duration("0s").unwrap_err().contains("greater than zero"));
+        assert!(parse_duration("0s")
+            .unwrap_err()
+            .contains("greater than zero"));
         assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
     }
 }

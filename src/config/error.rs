@@ -158,7 +158,11 @@ fn line_of(doc: &toml_edit::Document<&str>, path: &KeyPath) -> Option<usize> {
 /// 1-based line number of a byte offset.
 pub fn line_at(source: &str, offset: usize) -> usize {
     let end = offset.min(source.len());
-    source.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    source.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -177,11 +181,17 @@ mod tests {
         let src = "[server]\nlisten = [\"x\"]\n\n[[route]]\npath_prefix = \"/\"\n\n[[route]]\nupstream = \"nowhere\"\n";
         let file = Path::new("g.toml");
         let mut sink = ErrorSink::new(file, src);
-        sink.push(&KeyPath::root().key("route").index(1).key("upstream"), "bad");
+        sink.push(
+            &KeyPath::root().key("route").index(1).key("upstream"),
+            "bad",
+        );
         sink.push(&KeyPath::root().key("server").key("listen").index(0), "bad");
         sink.push(&KeyPath::root().key("server").key("missing"), "bad");
         let lines: Vec<_> = sink.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![Some(8), Some(2), Some(1)]);
-        assert_eq!(sink.errors[0].to_string(), "g.toml:8: route[1].upstream: bad");
+        assert_eq!(
+            sink.errors[0].to_string(),
+            "g.toml:8: route[1].upstream: bad"
+        );
     }
 }

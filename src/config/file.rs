@@ -45,7 +45,10 @@ pub struct RouteSection {
 
 /// `upstream = "127.0.0.1:8000"` or `upstream = ["10.0.0.1:80", "10.0.0.2:80"]`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "expected an address like \"127.0.0.1:8000\" or a list of them")]
+#[serde(
+    untagged,
+    expecting = "expected an address like \"127.0.0.1:8000\" or a list of them"
+)]
 pub enum Upstreams {
     One(String),
     Many(Vec<String>),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::{line_at, ConfigError, ConfigErrors, ErrorSink, KeyPath};
 use super::file::{FileConfig, RouteSection, Upstreams};
-use super::settings::*;
 use super::parse_duration;
+use super::settings::*;
 use crate::gateway::normalize::normalize_path;
 
 const DEFAULT_PREFIX: &str = "/.gatehouse";
@@ -363,4 +363,3 @@ fn validate_identity(
         strip_prefixes,
     }
 }
-

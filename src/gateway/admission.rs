@@ -48,11 +48,11 @@ async fn decide(
     };
 
     // 1. parse & normalise
-    let raw_host = req
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()));
+    let raw_host = req.uri.authority().map(|a| a.as_str()).or_else(|| {
+        req.headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
     let host = match raw_host.map(normalize_host) {
         Some(Ok(h)) => h,
         Some(Err(e)) => return Ok(Some(bad_request(ctx, e.0))),
@@ -89,7 +89,14 @@ async fn decide(
     ctx.target = Some(target);
 
     let cookies = cookie_header(session.req_header());
-    let auth = match authenticate(shared, snap, cookies.as_deref(), route.access == Access::Login).await {
+    let auth = match authenticate(
+        shared,
+        snap,
+        cookies.as_deref(),
+        route.access == Access::Login,
+    )
+    .await
+    {
         Ok(auth) => auth,
         Err(e) => {
             tracing::error!("{e}");
@@ -130,7 +137,10 @@ async fn decide(
             };
             return Ok(Some(if other.had_cookie() {
                 let s = &snap.settings.session;
-                reply.header("Set-Cookie", super::cookie::clear(s.cookie_name(), s.cookie_secure))
+                reply.header(
+                    "Set-Cookie",
+                    super::cookie::clear(s.cookie_name(), s.cookie_secure),
+                )
             } else {
                 reply
             }));
@@ -147,13 +157,27 @@ async fn decide(
             authed.user.username,
             route.groups.join(", ")
         );
-        return Ok(Some(problem(snap, ctx.page_load, 403, "forbidden", "Not allowed", &message)));
+        return Ok(Some(problem(
+            snap,
+            ctx.page_load,
+            403,
+            "forbidden",
+            "Not allowed",
+            &message,
+        )));
     }
 
     if is_logout_path {
         // The app's own logout link ends the gateway session too; the app
         // still sees who is logging out.
-        if let Err(e) = end_session(shared, &authed.key, &authed.user.username, EndReason::Logout).await {
+        if let Err(e) = end_session(
+            shared,
+            &authed.key,
+            &authed.user.username,
+            EndReason::Logout,
+        )
+        .await
+        {
             tracing::error!("{e}");
         }
         ctx.clear_session_cookie = true;

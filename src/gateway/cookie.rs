@@ -73,7 +73,14 @@ mod tests {
     #[test]
     fn set_cookie_has_the_safe_attributes() {
         let c = set("__Host-gatehouse", "v", true, Some(Duration::from_secs(60)));
-        for part in ["__Host-gatehouse=v", "HttpOnly", "SameSite=Lax", "Path=/", "Secure", "Max-Age=60"] {
+        for part in [
+            "__Host-gatehouse=v",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Secure",
+            "Max-Age=60",
+        ] {
             assert!(c.contains(part), "{c} lacks {part}");
         }
         assert!(!c.to_ascii_lowercase().contains("domain"));

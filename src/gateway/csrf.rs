@@ -52,6 +52,10 @@ mod tests {
         assert!(!CsrfKey::new(&[2; 32]).verify("login", b"nonce", &t));
         assert!(!key.verify("login", b"nonce", ""));
         assert!(!key.verify("login", b"nonce", "not base64 !"));
-        assert_eq!(t, key.token("login", b"nonce"), "deterministic for one binding");
+        assert_eq!(
+            t,
+            key.token("login", b"nonce"),
+            "deterministic for one binding"
+        );
     }
 }

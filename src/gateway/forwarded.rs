@@ -24,7 +24,11 @@ pub fn is_trusted(peer: Option<IpAddr>, trusted: &[ipnet::IpNet]) -> bool {
 
 /// The client address the gateway believes: the peer, or for a trusted
 /// proxy, the first untrusted address counting back through its XFF.
-pub fn client_ip(peer: Option<IpAddr>, xff: Option<&str>, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    xff: Option<&str>,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
     if !is_trusted(peer, trusted) {
         return peer;
     }
@@ -83,7 +87,13 @@ mod tests {
             host: Some("evil.com"),
         };
         let peer = Some("203.0.113.9".parse().unwrap());
-        let f = forwarded(peer, &nets(&["10.0.0.0/8"]), &inbound, "http", Some("app.local"));
+        let f = forwarded(
+            peer,
+            &nets(&["10.0.0.0/8"]),
+            &inbound,
+            "http",
+            Some("app.local"),
+        );
         assert_eq!(f.for_, "203.0.113.9");
         assert_eq!(f.proto, "http");
         assert_eq!(f.host.as_deref(), Some("app.local"));
@@ -103,6 +113,9 @@ mod tests {
         assert_eq!(f.for_, "198.51.100.7, 10.0.0.3, 10.0.0.2");
         assert_eq!(f.proto, "https");
         assert_eq!(f.host.as_deref(), Some("app.example.com"));
-        assert_eq!(client_ip(peer, inbound.xff, &trusted), Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(
+            client_ip(peer, inbound.xff, &trusted),
+            Some("198.51.100.7".parse().unwrap())
+        );
     }
 }

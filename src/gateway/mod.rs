@@ -88,15 +88,26 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
         admission::admit(&self.shared, session, ctx).await
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
         let route = ctx.route.and_then(|i| ctx.snapshot.settings.routes.get(i));
         let upstreams = route.map(|r| r.upstreams.as_slice()).unwrap_or_default();
         if upstreams.is_empty() {
-            return Err(pingora::Error::explain(pingora::ErrorType::InternalError, "no upstream for request"));
+            return Err(pingora::Error::explain(
+                pingora::ErrorType::InternalError,
+                "no upstream for request",
+            ));
         }
         let addr = upstreams[self.shared.next_upstream() % upstreams.len()];
         Ok(Box::new(HttpPeer::new(addr, false, String::new())))
@@ -119,16 +130,29 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<()> {
         if ctx.clear_session_cookie {
             let s = &ctx.snapshot.settings.session;
-            response.append_header("Set-Cookie", cookie::clear(s.cookie_name(), s.cookie_secure))?;
+            response.append_header(
+                "Set-Cookie",
+                cookie::clear(s.cookie_name(), s.cookie_secure),
+            )?;
         }
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &pingora::Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         upstream_error::answer(session, e, ctx).await
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&pingora::Error>, ctx: &mut RequestCtx) {
+    async fn logging(
+        &self,
+        session: &mut Session,
+        _e: Option<&pingora::Error>,
+        ctx: &mut RequestCtx,
+    ) {
         let status = session
             .response_written()
             .map_or(ctx.status, |r| r.status.as_u16());

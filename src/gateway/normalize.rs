@@ -144,7 +144,11 @@ pub fn normalize_host(raw: &str) -> Result<String, Malformed> {
         if !after.is_empty() && !is_port(after.strip_prefix(':').unwrap_or("x")) {
             return Err(Malformed("invalid port in host"));
         }
-        if inside.is_empty() || !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inside.is_empty()
+            || !inside
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return Err(Malformed("invalid IPv6 literal in host"));
         }
         return Ok(format!("[{}]", inside.to_ascii_lowercase()));
@@ -204,7 +208,10 @@ mod tests {
 
     #[test]
     fn refuses_malformed_paths() {
-        for bad in ["", "a/b", "/a%", "/a%2", "/a%zz", "/a%00", "/a%0a", "/a%7F", "/a b", "/a\\b", "/a\u{e9}", "/a#b"] {
+        for bad in [
+            "", "a/b", "/a%", "/a%2", "/a%zz", "/a%00", "/a%0a", "/a%7F", "/a b", "/a\\b",
+            "/a\u{e9}", "/a#b",
+        ] {
             assert!(normalize_path(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -221,11 +228,22 @@ mod tests {
 
     #[test]
     fn hosts_lose_case_port_and_trailing_dot() {
-        assert_eq!(normalize_host("App.Example.COM:8080").unwrap(), "app.example.com");
+        assert_eq!(
+            normalize_host("App.Example.COM:8080").unwrap(),
+            "app.example.com"
+        );
         assert_eq!(normalize_host("example.com.").unwrap(), "example.com");
         assert_eq!(normalize_host("[::1]:8080").unwrap(), "[::1]");
         assert_eq!(normalize_host("127.0.0.1").unwrap(), "127.0.0.1");
-        for bad in ["", "a b", "ex:ample:x", "[::1", "a/b", "[zz]", "host:99999999"] {
+        for bad in [
+            "",
+            "a b",
+            "ex:ample:x",
+            "[::1",
+            "a/b",
+            "[zz]",
+            "host:99999999",
+        ] {
             assert!(normalize_host(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -39,8 +39,14 @@ mod tests {
     fn scripts_and_writes_are_not() {
         let html = ("accept", "text/html");
         assert!(!is_page_load(&req("POST", &[html])));
-        assert!(!is_page_load(&req("GET", &[html, ("X-Requested-With", "XMLHttpRequest")])));
-        assert!(!is_page_load(&req("GET", &[("accept", "application/json")])));
+        assert!(!is_page_load(&req(
+            "GET",
+            &[html, ("X-Requested-With", "XMLHttpRequest")]
+        )));
+        assert!(!is_page_load(&req(
+            "GET",
+            &[("accept", "application/json")]
+        )));
         assert!(!is_page_load(&req("GET", &[])));
     }
 }

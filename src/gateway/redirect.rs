@@ -84,7 +84,10 @@ mod tests {
             login_url("/.gatehouse", Some("/docs?p=2"), Some("idle")),
             "/.gatehouse/login?rd=%2Fdocs%3Fp%3D2&reason=idle"
         );
-        assert_eq!(login_url("/.gatehouse", Some("//evil.com"), None), "/.gatehouse/login");
+        assert_eq!(
+            login_url("/.gatehouse", Some("//evil.com"), None),
+            "/.gatehouse/login"
+        );
     }
 
     proptest::proptest! {

@@ -61,7 +61,11 @@ impl Reply {
     pub fn to_header(&self) -> pingora::Result<ResponseHeader> {
         let mut h = ResponseHeader::build(self.status, Some(self.headers.len() + 8))?;
         for (name, value) in SECURITY_HEADERS {
-            if !self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            if !self
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
                 h.insert_header(name, value)?;
             }
         }
@@ -91,12 +95,20 @@ mod tests {
 
     #[test]
     fn own_responses_carry_length_and_security_headers() {
-        let r = Reply::html(200, "<p>hi</p>".into()).header("Set-Cookie", "a=1").header("Set-Cookie", "b=2");
+        let r = Reply::html(200, "<p>hi</p>".into())
+            .header("Set-Cookie", "a=1")
+            .header("Set-Cookie", "b=2");
         let h = r.to_header().unwrap();
         assert_eq!(h.status.as_u16(), 200);
         assert_eq!(h.headers.get("content-length").unwrap(), "9");
         assert_eq!(h.headers.get_all("set-cookie").iter().count(), 2);
-        assert!(h.headers.get("content-security-policy").unwrap().to_str().unwrap().contains("frame-ancestors 'none'"));
+        assert!(h
+            .headers
+            .get("content-security-policy")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
         assert_eq!(h.headers.get("cache-control").unwrap(), "no-store");
         assert_eq!(h.headers.get("x-content-type-options").unwrap(), "nosniff");
     }
@@ -105,7 +117,10 @@ mod tests {
     fn assets_may_be_cached() {
         let h = Reply::asset("text/css", "a{}").to_header().unwrap();
         assert_eq!(h.headers.get_all("cache-control").iter().count(), 1);
-        assert_eq!(h.headers.get("cache-control").unwrap(), "public, max-age=3600");
+        assert_eq!(
+            h.headers.get("cache-control").unwrap(),
+            "public, max-age=3600"
+        );
     }
 
     #[test]

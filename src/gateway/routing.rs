@@ -52,9 +52,18 @@ mod tests {
             route(None, "/static/", Access::Public),
             route(None, "/", Access::Login),
         ];
-        assert_eq!(find_route(&routes, "admin.example.com", "/static/x").map(|r| r.0), Some(0));
-        assert_eq!(find_route(&routes, "app.example.com", "/static/x").map(|r| r.0), Some(1));
-        assert_eq!(find_route(&routes, "app.example.com", "/private").map(|r| r.0), Some(2));
+        assert_eq!(
+            find_route(&routes, "admin.example.com", "/static/x").map(|r| r.0),
+            Some(0)
+        );
+        assert_eq!(
+            find_route(&routes, "app.example.com", "/static/x").map(|r| r.0),
+            Some(1)
+        );
+        assert_eq!(
+            find_route(&routes, "app.example.com", "/private").map(|r| r.0),
+            Some(2)
+        );
         assert!(find_route(&routes[..2], "app.example.com", "/private").is_none());
     }
 }

@@ -26,6 +26,9 @@ pub fn status_for(e: &Error) -> u16 {
 pub async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
     let code = status_for(e);
     if code > 0 && session.response_written().is_none() {
+        // The connection is not reused after a failure: say so, so clients
+        // do not send the next request down a closing connection.
+        session.set_keepalive(None);
         let snap = &ctx.snapshot;
         let reply = match code {
             502 => problem(

@@ -19,13 +19,21 @@ pub fn rewrite(
 
     if let Some(target) = &ctx.target {
         let uri = http::Uri::try_from(target.path_and_query()).map_err(|e| {
-            pingora::Error::explain(pingora::ErrorType::InternalError, format!("normalised path: {e}"))
+            pingora::Error::explain(
+                pingora::ErrorType::InternalError,
+                format!("normalised path: {e}"),
+            )
         })?;
         req.set_uri(uri);
     }
 
     // Read what a trusted proxy may have told us before stripping it.
-    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        req.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let (xff, proto, fwd_host) = (
         header("x-forwarded-for"),
         header("x-forwarded-proto"),
@@ -66,7 +74,10 @@ pub fn rewrite(
     if let Some(identity) = &ctx.identity {
         for (name, value) in identity_headers(identity, &settings.identity) {
             let value = http::HeaderValue::from_bytes(value.as_bytes()).map_err(|e| {
-                pingora::Error::explain(pingora::ErrorType::InternalError, format!("identity header: {e}"))
+                pingora::Error::explain(
+                    pingora::ErrorType::InternalError,
+                    format!("identity header: {e}"),
+                )
             })?;
             req.insert_header(name.to_string(), value)?;
         }

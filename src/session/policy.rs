@@ -64,7 +64,9 @@ impl EndReason {
             EndReason::Restart => "The sign-in service restarted, so everyone was signed out.",
             EndReason::Scheduled => "Everyone was signed out at a scheduled time.",
             EndReason::Password => "Your password was changed, so this session ended.",
-            EndReason::Evicted => "You were signed out because your account signed in on another device.",
+            EndReason::Evicted => {
+                "You were signed out because your account signed in on another device."
+            }
             EndReason::Revoked => "Your session was ended by an administrator.",
             EndReason::Logout => "You have been signed out.",
         }
@@ -82,7 +84,9 @@ pub enum UserState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Valid; `touch` says whether `last_seen` is due a write.
-    Valid { touch: bool },
+    Valid {
+        touch: bool,
+    },
     Ended(EndReason),
 }
 
@@ -154,38 +158,77 @@ mod tests {
     #[test]
     fn idle_timeout_boundary() {
         let r = record(0, 50_000);
-        assert_eq!(evaluate(&r, ACTIVE, &policy(), at(149_999)), Verdict::Valid { touch: true });
-        assert_eq!(evaluate(&r, ACTIVE, &policy(), at(150_000)), Verdict::Ended(EndReason::Idle));
-        assert_eq!(evaluate(&r, ACTIVE, &policy(), at(150_001)), Verdict::Ended(EndReason::Idle));
+        assert_eq!(
+            evaluate(&r, ACTIVE, &policy(), at(149_999)),
+            Verdict::Valid { touch: true }
+        );
+        assert_eq!(
+            evaluate(&r, ACTIVE, &policy(), at(150_000)),
+            Verdict::Ended(EndReason::Idle)
+        );
+        assert_eq!(
+            evaluate(&r, ACTIVE, &policy(), at(150_001)),
+            Verdict::Ended(EndReason::Idle)
+        );
     }
 
     #[test]
     fn absolute_timeout_boundary_wins_over_activity() {
         let r = record(0, 999_000);
-        assert!(matches!(evaluate(&r, ACTIVE, &policy(), at(999_999)), Verdict::Valid { .. }));
-        assert_eq!(evaluate(&r, ACTIVE, &policy(), at(1_000_000)), Verdict::Ended(EndReason::Expired));
-        assert_eq!(evaluate(&r, ACTIVE, &policy(), at(1_000_001)), Verdict::Ended(EndReason::Expired));
+        assert!(matches!(
+            evaluate(&r, ACTIVE, &policy(), at(999_999)),
+            Verdict::Valid { .. }
+        ));
+        assert_eq!(
+            evaluate(&r, ACTIVE, &policy(), at(1_000_000)),
+            Verdict::Ended(EndReason::Expired)
+        );
+        assert_eq!(
+            evaluate(&r, ACTIVE, &policy(), at(1_000_001)),
+            Verdict::Ended(EndReason::Expired)
+        );
     }
 
     #[test]
     fn touch_is_throttled() {
         // idle 100 s → touch at most every 10 s
         let r = record(0, 10_000);
-        assert_eq!(evaluate(&r, ACTIVE, &policy(), at(19_999)), Verdict::Valid { touch: false });
-        assert_eq!(evaluate(&r, ACTIVE, &policy(), at(20_000)), Verdict::Valid { touch: true });
-        assert_eq!(touch_interval(Duration::from_secs(3600)), Duration::from_secs(60));
-        assert_eq!(touch_interval(Duration::from_secs(2)), Duration::from_millis(200));
+        assert_eq!(
+            evaluate(&r, ACTIVE, &policy(), at(19_999)),
+            Verdict::Valid { touch: false }
+        );
+        assert_eq!(
+            evaluate(&r, ACTIVE, &policy(), at(20_000)),
+            Verdict::Valid { touch: true }
+        );
+        assert_eq!(
+            touch_interval(Duration::from_secs(3600)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            touch_interval(Duration::from_secs(2)),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]
     fn user_changes_end_the_session() {
         let r = record(0, 0);
-        assert_eq!(evaluate(&r, UserState::Missing, &policy(), at(1)), Verdict::Ended(EndReason::Revoked));
-        assert_eq!(evaluate(&r, UserState::Disabled, &policy(), at(1)), Verdict::Ended(EndReason::Revoked));
+        assert_eq!(
+            evaluate(&r, UserState::Missing, &policy(), at(1)),
+            Verdict::Ended(EndReason::Revoked)
+        );
+        assert_eq!(
+            evaluate(&r, UserState::Disabled, &policy(), at(1)),
+            Verdict::Ended(EndReason::Revoked)
+        );
         let changed = UserState::Active {
             password_fingerprint: [2; 8],
         };
-        assert_eq!(evaluate(&r, changed, &policy(), at(1)), Verdict::Ended(EndReason::Password));
+        assert_eq!(
+            evaluate(&r, changed, &policy(), at(1)),
+            Verdict::Ended(EndReason::Password)
+        );
     }
 
     #[test]

@@ -82,14 +82,20 @@ mod tests {
 
     #[test]
     fn escapes_everything_that_could_break_out() {
-        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
+        );
         assert!(matches!(escape("plain"), Cow::Borrowed(_)));
     }
 
     #[test]
     fn renders_slots() {
         let t = "<p>{{ who }}</p>{{{html}}}{{missing}}{{html}}";
-        let out = render(t, &[("who", Slot::Text("<b>")), ("html", Slot::Html("<i>x</i>"))]);
+        let out = render(
+            t,
+            &[("who", Slot::Text("<b>")), ("html", Slot::Html("<i>x</i>"))],
+        );
         assert_eq!(out, "<p>&lt;b&gt;</p><i>x</i>&lt;i&gt;x&lt;/i&gt;");
         assert_eq!(render("tail {{open", &[]), "tail {{open");
     }

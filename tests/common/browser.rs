@@ -33,7 +33,11 @@ impl Response {
     /// The value of a hidden form field on this page.
     pub fn field(&self, name: &str) -> String {
         let marker = format!("name=\"{name}\" value=\"");
-        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no field {name} in {}", self.body)) + marker.len();
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no field {name} in {}", self.body))
+            + marker.len();
         let end = self.body[start..].find('"').unwrap() + start;
         self.body[start..end].to_string()
     }
@@ -80,8 +84,14 @@ impl Browser {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.text().await.unwrap();
-        for sc in headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
-            let Some((name, rest)) = sc.split_once('=') else { continue };
+        for sc in headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            let Some((name, rest)) = sc.split_once('=') else {
+                continue;
+            };
             let value = rest.split(';').next().unwrap_or("").to_string();
             if sc.contains("Max-Age=0") || value.is_empty() {
                 self.cookies.remove(name);
@@ -89,7 +99,11 @@ impl Browser {
                 self.cookies.insert(name.to_string(), value);
             }
         }
-        Response { status, headers, body }
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -104,7 +118,10 @@ impl Browser {
 
     /// An API call: GET with `Accept: application/json`.
     pub async fn api(&mut self, path: &str) -> Response {
-        let req = self.client.get(self.url(path)).header("Accept", "application/json");
+        let req = self
+            .client
+            .get(self.url(path))
+            .header("Accept", "application/json");
         self.send(req).await
     }
 
@@ -131,13 +148,20 @@ impl Browser {
 
     /// Loads the login page for `rd` and submits it.
     pub async fn login(&mut self, user: &str, password: &str, rd: &str) -> Response {
-        let page = self.page(&format!("/.gatehouse/login?rd={}", urlencode(rd))).await;
+        let page = self
+            .page(&format!("/.gatehouse/login?rd={}", urlencode(rd)))
+            .await;
         assert_eq!(page.status, 200, "{}", page.body);
         let token = page.field("csrf_token");
         let rd_field = page.field("rd");
         self.post_form(
             "/.gatehouse/login",
-            &[("username", user), ("password", password), ("rd", &rd_field), ("csrf_token", &token)],
+            &[
+                ("username", user),
+                ("password", password),
+                ("rd", &rd_field),
+                ("csrf_token", &token),
+            ],
         )
         .await
     }

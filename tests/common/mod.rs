@@ -1,7 +1,7 @@
 //! Test harness: the real gateway binary on a loopback port, in front of a
 //! real upstream that records every request it receives, and a small
 //! browser-like client that keeps cookies.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
 pub mod upstream;
@@ -74,7 +74,11 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config_path = dir.path().join("gatehouse.toml");
-        std::fs::write(&config_path, config_text.replace("@LISTEN@", &addr.to_string())).unwrap();
+        std::fs::write(
+            &config_path,
+            config_text.replace("@LISTEN@", &addr.to_string()),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
         let log = std::fs::File::create(dir.path().join("gatehouse.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))

@@ -67,7 +67,9 @@ impl Upstream {
     }
 
     pub fn last(&self) -> Recorded {
-        self.requests().pop().expect("the upstream received no request")
+        self.requests()
+            .pop()
+            .expect("the upstream received no request")
     }
 
     pub fn count(&self) -> usize {

@@ -35,7 +35,9 @@ pub async fn read_form(session: &mut Session) -> pingora::Result<FormBody> {
     let mut fields = HashMap::new();
     for (k, v) in form_urlencoded::parse(&body) {
         // First value wins: a repeated field cannot override the real one.
-        fields.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        fields
+            .entry(k.into_owned())
+            .or_insert_with(|| v.into_owned());
     }
     Ok(FormBody::Fields(fields))
 }

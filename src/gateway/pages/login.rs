@@ -63,7 +63,12 @@ fn nonce(shared: &Shared, snap: &Snapshot, session: &Session) -> Option<Nonce> {
 fn unavailable(snap: &Snapshot) -> Reply {
     Reply::html(
         503,
-        message_page(snap, "Try again", "Signing in is unavailable right now.", ""),
+        message_page(
+            snap,
+            "Try again",
+            "Signing in is unavailable right now.",
+            "",
+        ),
     )
 }
 
@@ -148,7 +153,14 @@ pub async fn submit(
         let Some(nonce) = fresh_nonce(shared, snap) else {
             return Ok(unavailable(snap));
         };
-        return Ok(login_page(shared, snap, &nonce, &rd, Some(("error", FORM_EXPIRED)), 403));
+        return Ok(login_page(
+            shared,
+            snap,
+            &nonce,
+            &rd,
+            Some(("error", FORM_EXPIRED)),
+            403,
+        ));
     }
     let Some(nonce) = nonce(shared, snap, session) else {
         return Ok(unavailable(snap));
@@ -163,7 +175,14 @@ pub async fn submit(
         .await;
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?username, "login failed");
-        return Ok(login_page(shared, snap, &nonce, &rd, Some(("error", FAILED)), 401));
+        return Ok(login_page(
+            shared,
+            snap,
+            &nonce,
+            &rd,
+            Some(("error", FAILED)),
+            401,
+        ));
     };
 
     // A new ID on every login; the session this browser had is ended.

@@ -16,9 +16,16 @@ const CSRF_PURPOSE: &str = "logout";
 
 fn signed_out(snap: &Snapshot) -> Reply {
     let s = &snap.settings.session;
-    let to = login_url(&snap.settings.server.prefix, None, Some(EndReason::Logout.as_str()));
+    let to = login_url(
+        &snap.settings.server.prefix,
+        None,
+        Some(EndReason::Logout.as_str()),
+    );
     Reply::see_other(to)
-        .header("Set-Cookie", cookie::clear(s.cookie_name(), s.cookie_secure))
+        .header(
+            "Set-Cookie",
+            cookie::clear(s.cookie_name(), s.cookie_secure),
+        )
         .header("Clear-Site-Data", "\"cookies\"")
 }
 
@@ -92,9 +99,14 @@ pub async fn submit(
             ),
         ));
     }
-    if end_session(shared, &authed.key, &authed.user.username, EndReason::Logout)
-        .await
-        .is_err()
+    if end_session(
+        shared,
+        &authed.key,
+        &authed.user.username,
+        EndReason::Logout,
+    )
+    .await
+    .is_err()
     {
         return Ok(store_down(snap));
     }

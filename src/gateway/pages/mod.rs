@@ -27,11 +27,15 @@ pub async fn serve(
         ("GET" | "HEAD", "/assets/gatehouse.css") => {
             Reply::asset("text/css; charset=utf-8", ui::STYLESHEET)
         }
-        (_, "/login" | "/logout") => {
-            Reply::html(405, message_page(snap, "Method not allowed", "Use the form on this page.", ""))
-                .header("Allow", "GET, HEAD, POST")
-        }
-        _ => Reply::html(404, message_page(snap, "Not found", "There is no such page.", "")),
+        (_, "/login" | "/logout") => Reply::html(
+            405,
+            message_page(snap, "Method not allowed", "Use the form on this page.", ""),
+        )
+        .header("Allow", "GET, HEAD, POST"),
+        _ => Reply::html(
+            404,
+            message_page(snap, "Not found", "There is no such page.", ""),
+        ),
     };
     Ok(reply)
 }

@@ -62,7 +62,7 @@ impl SessionStore for MemoryStore {
         Ok(self.shard(key).write().remove(key))
     }
 
-    async fn len(&self) -> Result<usize, StoreError> {
+    async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.shards.iter().map(|s| s.read().len()).sum())
     }
 }

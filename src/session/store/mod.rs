@@ -32,7 +32,7 @@ pub trait SessionStore: Send + Sync {
     async fn touch(&self, key: &SessionKey, at: Timestamp) -> Result<(), StoreError>;
     async fn remove(&self, key: &SessionKey) -> Result<Option<Arc<SessionRecord>>, StoreError>;
     /// Live records held, for metrics and audit lines.
-    async fn len(&self) -> Result<usize, StoreError>;
+    async fn count(&self) -> Result<usize, StoreError>;
 }
 
 /// The behaviour every store must show, run against each implementation.
@@ -56,11 +56,11 @@ pub(crate) mod conformance {
         let a = SessionKey([1; 32]);
         let b = SessionKey([2; 32]);
         assert_eq!(store.get(&a).await.unwrap(), None);
-        assert_eq!(store.len().await.unwrap(), 0);
+        assert_eq!(store.count().await.unwrap(), 0);
 
         store.insert(a, record("alice", 100)).await.unwrap();
         store.insert(b, record("bob", 200)).await.unwrap();
-        assert_eq!(store.len().await.unwrap(), 2);
+        assert_eq!(store.count().await.unwrap(), 2);
         let got = store.get(&a).await.unwrap().unwrap();
         assert_eq!(*got, record("alice", 100));
 
@@ -77,7 +77,7 @@ pub(crate) mod conformance {
         // touching a removed session must not bring it back
         store.touch(&a, Timestamp::from_millis(900)).await.unwrap();
         assert_eq!(store.get(&a).await.unwrap(), None);
-        assert_eq!(store.len().await.unwrap(), 1);
+        assert_eq!(store.count().await.unwrap(), 1);
         assert_eq!(store.get(&b).await.unwrap().unwrap().user, "bob");
     }
 }

@@ -1,0 +1,182 @@
+//! What an attacker sends: spoofed identity headers in every spelling,
+//! open-redirect `rd` values, malformed targets, and a dead upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{config, raw_status, Browser, Gateway, Upstream, ALICE_PASSWORD};
+
+const SPOOFS: [(&str, &str); 9] = [
+    ("X-Remote-User", "mallory"),
+    ("x-remote-user", "mallory"),
+    ("X_Remote_User", "mallory"),
+    ("Remote-User", "mallory"),
+    ("X-Remote-Groups", "admins"),
+    ("X-Forwarded-User", "mallory"),
+    ("X-Auth-Request-Email", "mallory@evil"),
+    ("X-REMOTE-EMAIL", "mallory@evil"),
+    ("x_forwarded_for", "6.6.6.6"),
+];
+
+fn spoofed_request(path: &str, cookie: Option<&str>) -> String {
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: app.local\r\nAccept: text/html\r\nConnection: close\r\n"
+    );
+    for (k, v) in SPOOFS {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(c) = cookie {
+        req.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    req.push_str("\r\n");
+    req
+}
+
+fn assert_no_spoof(seen: &common::upstream::Recorded) {
+    for prefix in [
+        "x-remote-",
+        "remote-",
+        "x-auth-request-",
+        "x-forwarded-user",
+        "x-forwarded-email",
+    ] {
+        for (k, v) in seen.headers_like(prefix) {
+            assert!(
+                !v.contains("mallory") && !v.contains("admins"),
+                "spoofed {k}: {v} reached the upstream: {:?}",
+                seen.headers
+            );
+        }
+    }
+    assert_eq!(
+        seen.headers_like("x-forwarded-for").len(),
+        1,
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_the_app() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+
+    // not signed in, public route: forwarded, but stripped
+    let resp = gw.raw(&spoofed_request("/static/x.js", None));
+    assert_eq!(raw_status(&resp), 200, "{resp}");
+    let seen = upstream.last();
+    assert_no_spoof(&seen);
+    assert!(seen.header("x-remote-user").is_none());
+
+    // not signed in, login route: never forwarded at all
+    let before = upstream.count();
+    let resp = gw.raw(&spoofed_request("/private", None));
+    assert_eq!(raw_status(&resp), 303, "{resp}");
+    assert_eq!(upstream.count(), before);
+
+    // signed in as bob: the gateway's values replace the spoofed ones
+    let mut b = Browser::new(&gw.url("/"));
+    b.login("bob", common::BOB_PASSWORD, "/").await;
+    for path in ["/private", "/static/x.js"] {
+        let resp = gw.raw(&spoofed_request(path, Some(&b.cookie_header())));
+        assert_eq!(raw_status(&resp), 200, "{resp}");
+        let seen = upstream.last();
+        assert_no_spoof(&seen);
+        assert_eq!(
+            seen.header_all("x-remote-user"),
+            vec!["bob"],
+            "{:?}",
+            seen.headers
+        );
+        assert!(
+            seen.header("x-remote-groups").is_none(),
+            "bob has no groups"
+        );
+    }
+}
+
+#[tokio::test]
+async fn login_redirects_stay_on_the_gateways_origin() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    for evil in [
+        "//evil.com",
+        "/\\evil.com",
+        "https://evil.com/",
+        "/%09/evil.com",
+        "javascript:alert(1)",
+        "http:evil.com",
+        "/%2F%2Fevil.com",
+        "\\\\evil.com",
+    ] {
+        let mut b = Browser::new(&gw.url("/"));
+        let page = b
+            .page(&format!(
+                "/.gatehouse/login?rd={}",
+                common::browser::urlencode(evil)
+            ))
+            .await;
+        assert_eq!(page.field("rd"), "/", "the form must not carry {evil:?}");
+        let token = page.field("csrf_token");
+        // even posting the evil value directly does not leave the origin
+        let r = b
+            .post_form(
+                "/.gatehouse/login",
+                &[
+                    ("username", "alice"),
+                    ("password", ALICE_PASSWORD),
+                    ("rd", evil),
+                    ("csrf_token", &token),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{evil}: {}", r.body);
+        assert_eq!(r.location(), "/", "{evil:?} escaped");
+    }
+}
+
+#[test]
+fn malformed_requests_get_400_never_a_crash() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    for target in ["/a%zz", "/a%00b", "/a%0d%0aX:1", "/%", "*"] {
+        let resp = gw.raw(&format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(raw_status(&resp), 400, "{target}: {resp}");
+    }
+    let resp = gw.raw("GET / HTTP/1.1\r\nHost: bad host name\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&resp), 400, "{resp}");
+    assert_eq!(upstream.count(), 0);
+    // still alive and well
+    let resp = gw.raw("GET /static/ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&resp), 200, "{resp}");
+}
+
+#[tokio::test]
+async fn upstream_down_gets_a_clear_502() {
+    let dead: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let gw = Gateway::start(&config(dead, ""));
+    let mut b = Browser::new(&gw.url("/"));
+
+    let r = b.page("/static/app.css").await;
+    assert_eq!(r.status, 502);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        r.body.contains("The application is not responding"),
+        "{}",
+        r.body
+    );
+
+    let r = b.api("/static/app.json").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"], "upstream_unavailable");
+
+    // signing in still works: the gateway is fine, only the app is down
+    let r = b.login("alice", ALICE_PASSWORD, "/").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(b.page("/").await.status, 502);
+}
