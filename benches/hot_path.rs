@@ -13,7 +13,7 @@ use gatehouse::config::IdentitySettings;
 use gatehouse::gateway::authenticate::authenticate;
 use gatehouse::gateway::state::{Shared, Snapshot};
 use gatehouse::gateway::{cookie, identity_headers, normalize, redirect};
-use gatehouse::session::store::{MemoryStore, SessionStore};
+use gatehouse::session::store::{DeviceLimit, MemoryStore, OnFull, SessionStore};
 use gatehouse::session::{SessionId, SessionRecord};
 
 const HEADERS: [&str; 12] = [
@@ -57,6 +57,23 @@ fn pure(c: &mut Criterion) {
     });
 }
 
+fn unlimited(clock: &SystemClock) -> DeviceLimit {
+    use gatehouse::clock::Clock;
+    DeviceLimit {
+        max: 0,
+        on_full: OnFull::Refuse,
+        liveness: gatehouse::session::Liveness {
+            now: clock.now(),
+            policy: gatehouse::session::SessionPolicy {
+                idle_timeout: std::time::Duration::from_secs(60),
+                absolute_timeout: std::time::Duration::from_secs(60),
+            },
+            password_fingerprint: [0; 8],
+        },
+        end_first: None,
+    }
+}
+
 fn session_check(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let hash = password::hash_password("bench-password").unwrap();
@@ -90,15 +107,16 @@ fn session_check(c: &mut Criterion) {
                 user_agent: "bench".into(),
                 password_fingerprint: user.password_fingerprint,
                 groups: vec![],
+                ended: None,
             };
-            store.insert(id.key(), record).await.unwrap();
+            store
+                .insert(id.key(), record, unlimited(&clock))
+                .await
+                .unwrap();
             cookie_value = id.as_cookie_value().to_string();
         }
     });
-    let snapshot = Snapshot {
-        settings,
-        users: UserDb::from_users([user]),
-    };
+    let snapshot = Snapshot::new(settings, UserDb::from_users([user]));
     let shared = Shared::new(snapshot, store, Arc::new(SystemClock), Some(vec![1; 32])).unwrap();
     let snap = shared.snapshot.load_full();
     let header = format!("sessionid=abc; gatehouse={cookie_value}");

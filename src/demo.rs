@@ -131,10 +131,14 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             cookie_secure: false,
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(24 * 3600),
+            max_devices: 2,
+            on_device_limit: OnDeviceLimit::Ask,
+            groups: Default::default(),
         },
         identity: IdentitySettings::defaults(),
         login: LoginSettings {
             max_concurrent_hashes: 2,
+            min_password_length: 10,
         },
         ui: UiSettings {
             title: "Sign in to the demo".into(),
@@ -163,10 +167,7 @@ pub fn run_demo(listen: SocketAddr, app: SocketAddr) -> Result<(), String> {
         max_devices: None,
         disabled: false,
     };
-    let snapshot = Snapshot {
-        settings: demo_settings(listen, app),
-        users: UserDb::from_users([user]),
-    };
+    let snapshot = Snapshot::new(demo_settings(listen, app), UserDb::from_users([user]));
     println!("gatehouse demo\n  open      http://{listen}/\n  user      {DEMO_USER}\n  password  {secret}\n  (the demo app itself listens on {app}; stop with Ctrl-C)");
     serve(snapshot, ProcessFlags::default(), |server| {
         let mut service = Service::new("demo app".to_string(), DemoApp);

@@ -25,7 +25,7 @@ pub struct ProcessFlags {
 pub fn load_snapshot(config_path: &Path) -> Result<Snapshot, ConfigErrors> {
     let settings = config::load(config_path)?;
     let users = UserDb::load(&settings.users_file)?;
-    Ok(Snapshot { settings, users })
+    Ok(Snapshot::new(settings, users))
 }
 
 /// Runs the gateway for a config file; returns only on a start-up error.

@@ -2,6 +2,7 @@
 
 pub mod password;
 pub mod users;
+pub mod users_file;
 pub mod verifier;
 
 pub use users::{User, UserDb};

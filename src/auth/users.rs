@@ -51,6 +51,10 @@ impl UserDb {
         self.users.get(username)
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<User>> {
+        self.users.values()
+    }
+
     pub fn len(&self) -> usize {
         self.users.len()
     }

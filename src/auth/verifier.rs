@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-use super::password::{dummy_hash, verify_password};
+use super::password::{dummy_hash, hash_password, verify_password};
 
 #[derive(Clone)]
 pub struct PasswordVerifier {
@@ -31,6 +31,18 @@ impl PasswordVerifier {
             .await
             .unwrap_or(false);
         ok && real
+    }
+
+    /// Hashes a new password, under the same concurrency cap.
+    pub async fn hash(&self, password: String) -> Result<String, String> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| "the password hasher is shut down".to_string())?;
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| e.to_string())?
     }
 }
 

@@ -74,6 +74,19 @@ pub struct SessionSection {
     pub cookie_secure: Option<bool>,
     pub idle_timeout: Option<String>,
     pub absolute_timeout: Option<String>,
+    pub max_devices: Option<u32>,
+    pub on_device_limit: Option<String>,
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, GroupSection>,
+}
+
+/// `[session.groups.NAME]`: stricter limits for members of a group.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub max_devices: Option<u32>,
+    pub idle_timeout: Option<String>,
+    pub absolute_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +103,7 @@ pub struct IdentitySection {
 #[serde(deny_unknown_fields)]
 pub struct LoginSection {
     pub max_concurrent_hashes: Option<usize>,
+    pub min_password_length: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

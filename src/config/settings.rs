@@ -49,12 +49,45 @@ pub enum StoreKind {
     Memory,
 }
 
+/// What happens when a user at their device limit signs in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDeviceLimit {
+    /// Refuse the new login.
+    Reject,
+    /// Sign out the least recently used session.
+    EvictOldest,
+    /// Show the other devices and let the user pick one to sign out.
+    Ask,
+}
+
+impl OnDeviceLimit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDeviceLimit::Reject => "reject",
+            OnDeviceLimit::EvictOldest => "evict_oldest",
+            OnDeviceLimit::Ask => "ask",
+        }
+    }
+}
+
+/// `[session.groups.NAME]`; `None` keeps the general value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupOverride {
+    pub max_devices: Option<u32>,
+    pub idle_timeout: Option<Duration>,
+    pub absolute_timeout: Option<Duration>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
     pub store: StoreKind,
     pub cookie_secure: bool,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
+    /// 0 = unlimited.
+    pub max_devices: u32,
+    pub on_device_limit: OnDeviceLimit,
+    pub groups: std::collections::BTreeMap<String, GroupOverride>,
 }
 
 /// Header names as configured (their case is kept for the upstream).
@@ -70,6 +103,7 @@ pub struct IdentitySettings {
 #[derive(Debug, Clone)]
 pub struct LoginSettings {
     pub max_concurrent_hashes: usize,
+    pub min_password_length: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -96,6 +96,13 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
     if max_concurrent_hashes == 0 {
         sink.push(&key, "expected a number of at least 1");
     }
+    let min_password_length = model.login.min_password_length.unwrap_or(10);
+    if !(1..=1024).contains(&min_password_length) {
+        sink.push(
+            &root.key("login").key("min_password_length"),
+            "expected a number from 1 to 1024",
+        );
+    }
 
     Settings {
         source: path.to_path_buf(),
@@ -106,6 +113,7 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         identity,
         login: LoginSettings {
             max_concurrent_hashes,
+            min_password_length,
         },
         ui: UiSettings {
             title: model.ui.title.unwrap_or_else(|| "Sign in".into()),
@@ -318,11 +326,45 @@ fn validate_session(
     };
     let idle_timeout = duration("idle_timeout", s.idle_timeout, 30 * 60);
     let absolute_timeout = duration("absolute_timeout", s.absolute_timeout, 24 * 3600);
+    let on_device_limit = match s.on_device_limit.as_deref() {
+        None | Some("reject") => OnDeviceLimit::Reject,
+        Some("evict_oldest") => OnDeviceLimit::EvictOldest,
+        Some("ask") => OnDeviceLimit::Ask,
+        Some(other) => {
+            sink.push(
+                &key.key("on_device_limit"),
+                format!("expected \"reject\", \"evict_oldest\" or \"ask\", found {other:?}"),
+            );
+            OnDeviceLimit::Reject
+        }
+    };
+    let mut groups = std::collections::BTreeMap::new();
+    for (name, g) in s.groups {
+        let gkey = key.key("groups").key(&name);
+        let mut optional = |field: &str, value: Option<String>| {
+            value.and_then(|text| match parse_duration(&text) {
+                Ok(d) => Some(d),
+                Err(msg) => {
+                    sink.push(&gkey.key(field), msg);
+                    None
+                }
+            })
+        };
+        let over = GroupOverride {
+            max_devices: g.max_devices,
+            idle_timeout: optional("idle_timeout", g.idle_timeout),
+            absolute_timeout: optional("absolute_timeout", g.absolute_timeout),
+        };
+        groups.insert(name, over);
+    }
     SessionSettings {
         store,
         cookie_secure: s.cookie_secure.unwrap_or(true),
         idle_timeout,
         absolute_timeout,
+        max_devices: s.max_devices.unwrap_or(0),
+        on_device_limit,
+        groups,
     }
 }
 

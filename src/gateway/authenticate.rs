@@ -93,7 +93,8 @@ pub async fn authenticate(
         },
     };
     let now = shared.clock.now();
-    match (evaluate(&record, state, &snap.policy(), now), user) {
+    let policy = snap.limits(&record.user).policy;
+    match (evaluate(&record, state, &policy, now), user) {
         (Verdict::Valid { touch: due }, Some(user)) => {
             if due && touch {
                 shared.store.touch(&key, now).await?;

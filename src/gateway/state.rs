@@ -7,21 +7,50 @@ use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::csrf::CsrfKey;
+use super::signing::Signer;
 use crate::auth::{PasswordVerifier, UserDb};
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::session::policy::limits_for;
 use crate::session::store::SessionStore;
-use crate::session::SessionPolicy;
+use crate::session::{SessionPolicy, UserLimits};
+use std::collections::HashMap;
 
-/// Settings and users that belong together.
+/// Settings and users that belong together, with each user's limits
+/// worked out once rather than on every request.
 pub struct Snapshot {
     pub settings: Settings,
     pub users: UserDb,
+    limits: HashMap<String, UserLimits>,
 }
 
 impl Snapshot {
-    pub fn policy(&self) -> SessionPolicy {
+    pub fn new(settings: Settings, users: UserDb) -> Self {
+        let limits = users
+            .iter()
+            .map(|u| {
+                let l = limits_for(&settings.session, &u.groups, u.max_devices);
+                (u.username.clone(), l)
+            })
+            .collect();
+        Snapshot {
+            settings,
+            users,
+            limits,
+        }
+    }
+
+    /// The limits of a user; the general ones for a user not in the file.
+    pub fn limits(&self, user: &str) -> UserLimits {
+        self.limits
+            .get(user)
+            .copied()
+            .unwrap_or_else(|| limits_for(&self.settings.session, &[], None))
+    }
+
+    /// The most generous policy any user has: what is dead under it is dead
+    /// for everyone (used by the background sweep).
+    pub fn most_generous(&self) -> SessionPolicy {
         SessionPolicy {
             idle_timeout: self.settings.session.idle_timeout,
             absolute_timeout: self.settings.session.absolute_timeout,
@@ -34,8 +63,10 @@ pub struct Shared {
     pub store: Arc<dyn SessionStore>,
     pub clock: Arc<dyn Clock>,
     pub verifier: PasswordVerifier,
-    pub csrf: CsrfKey,
+    pub signer: Signer,
     pub rng: SystemRandom,
+    /// Serialises changes to the users file made through the gateway.
+    pub users_file_lock: tokio::sync::Mutex<()>,
     next_upstream: AtomicUsize,
 }
 
@@ -63,10 +94,20 @@ impl Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             store,
             clock,
-            csrf: CsrfKey::new(&secret),
+            signer: Signer::new(&secret),
             rng,
+            users_file_lock: tokio::sync::Mutex::new(()),
             next_upstream: AtomicUsize::new(0),
         })
+    }
+
+    /// Reads the users file again and swaps it in with the current settings.
+    pub fn reload_users(&self) -> Result<(), crate::config::ConfigErrors> {
+        let current = self.snapshot.load_full();
+        let users = UserDb::load(&current.settings.users_file)?;
+        self.snapshot
+            .store(Arc::new(Snapshot::new(current.settings.clone(), users)));
+        Ok(())
     }
 
     /// Round-robin position for routes with several upstreams.

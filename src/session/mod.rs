@@ -7,5 +7,5 @@ pub mod record;
 pub mod store;
 
 pub use id::{SessionId, SessionKey};
-pub use policy::{EndReason, SessionPolicy, Verdict};
+pub use policy::{EndReason, Liveness, SessionPolicy, UserLimits, Verdict};
 pub use record::SessionRecord;

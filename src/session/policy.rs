@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::clock::Timestamp;
+use crate::config::SessionSettings;
 
 use super::SessionRecord;
 
@@ -12,6 +13,71 @@ use super::SessionRecord;
 pub struct SessionPolicy {
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
+}
+
+/// The limits that apply to one user: the general ones, tightened by each
+/// of their groups' overrides and by their own `max_devices`. The smallest
+/// applicable value wins; a device limit of 0 means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserLimits {
+    pub policy: SessionPolicy,
+    pub max_devices: u32,
+}
+
+fn tighter_limit(a: u32, b: u32) -> u32 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (x, y) => x.min(y),
+    }
+}
+
+pub fn limits_for(
+    general: &SessionSettings,
+    groups: &[String],
+    own_max: Option<u32>,
+) -> UserLimits {
+    let mut limits = UserLimits {
+        policy: SessionPolicy {
+            idle_timeout: general.idle_timeout,
+            absolute_timeout: general.absolute_timeout,
+        },
+        max_devices: general.max_devices,
+    };
+    for over in groups.iter().filter_map(|g| general.groups.get(g)) {
+        if let Some(d) = over.idle_timeout {
+            limits.policy.idle_timeout = limits.policy.idle_timeout.min(d);
+        }
+        if let Some(d) = over.absolute_timeout {
+            limits.policy.absolute_timeout = limits.policy.absolute_timeout.min(d);
+        }
+        if let Some(n) = over.max_devices {
+            limits.max_devices = tighter_limit(limits.max_devices, n);
+        }
+    }
+    if let Some(n) = own_max {
+        limits.max_devices = tighter_limit(limits.max_devices, n);
+    }
+    limits
+}
+
+/// Whether a stored session still counts against its user's device limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    pub now: Timestamp,
+    pub policy: SessionPolicy,
+    pub password_fingerprint: [u8; 8],
+}
+
+impl Liveness {
+    pub fn is_live(&self, record: &SessionRecord) -> bool {
+        let user = UserState::Active {
+            password_fingerprint: self.password_fingerprint,
+        };
+        matches!(
+            evaluate(record, user, &self.policy, self.now),
+            Verdict::Valid { .. }
+        )
+    }
 }
 
 /// Why a session ended; shown to the user on the login page as `reason`.
@@ -102,6 +168,9 @@ pub fn evaluate(
     policy: &SessionPolicy,
     now: Timestamp,
 ) -> Verdict {
+    if let Some(reason) = record.ended {
+        return Verdict::Ended(reason);
+    }
     match user {
         UserState::Missing | UserState::Disabled => return Verdict::Ended(EndReason::Revoked),
         UserState::Active {
@@ -148,6 +217,7 @@ mod tests {
             user_agent: String::new(),
             password_fingerprint: FP,
             groups: vec![],
+            ended: None,
         }
     }
 
@@ -228,6 +298,91 @@ mod tests {
         assert_eq!(
             evaluate(&r, changed, &policy(), at(1)),
             Verdict::Ended(EndReason::Password)
+        );
+    }
+
+    #[test]
+    fn tombstones_tell_why_they_ended() {
+        let mut r = record(0, 0);
+        r.ended = Some(EndReason::Evicted);
+        assert_eq!(
+            evaluate(&r, ACTIVE, &policy(), at(1)),
+            Verdict::Ended(EndReason::Evicted)
+        );
+        let live = Liveness {
+            now: at(1),
+            policy: policy(),
+            password_fingerprint: FP,
+        };
+        assert!(!live.is_live(&r));
+        assert!(live.is_live(&record(0, 0)));
+        let other_password = Liveness {
+            password_fingerprint: [9; 8],
+            ..live
+        };
+        assert!(!other_password.is_live(&record(0, 0)));
+    }
+
+    fn general() -> SessionSettings {
+        use crate::config::{GroupOverride, OnDeviceLimit, StoreKind};
+        let mut groups = std::collections::BTreeMap::new();
+        groups.insert(
+            "kiosk".to_string(),
+            GroupOverride {
+                max_devices: Some(1),
+                idle_timeout: Some(Duration::from_secs(300)),
+                absolute_timeout: None,
+            },
+        );
+        groups.insert(
+            "lax".to_string(),
+            GroupOverride {
+                max_devices: Some(10),
+                idle_timeout: Some(Duration::from_secs(7200)),
+                absolute_timeout: Some(Duration::from_secs(60)),
+            },
+        );
+        SessionSettings {
+            store: StoreKind::Memory,
+            cookie_secure: true,
+            idle_timeout: Duration::from_secs(1800),
+            absolute_timeout: Duration::from_secs(86_400),
+            max_devices: 3,
+            on_device_limit: OnDeviceLimit::Reject,
+            groups,
+        }
+    }
+
+    #[test]
+    fn the_smallest_applicable_limit_wins() {
+        let g = general();
+        let plain = limits_for(&g, &[], None);
+        assert_eq!(plain.max_devices, 3);
+        assert_eq!(plain.policy.idle_timeout, Duration::from_secs(1800));
+
+        let kiosk = limits_for(&g, &["kiosk".into()], None);
+        assert_eq!(kiosk.max_devices, 1);
+        assert_eq!(kiosk.policy.idle_timeout, Duration::from_secs(300));
+        assert_eq!(kiosk.policy.absolute_timeout, Duration::from_secs(86_400));
+
+        // a larger override never loosens; a smaller one in any field applies
+        let lax = limits_for(&g, &["lax".into()], None);
+        assert_eq!(lax.max_devices, 3);
+        assert_eq!(lax.policy.idle_timeout, Duration::from_secs(1800));
+        assert_eq!(lax.policy.absolute_timeout, Duration::from_secs(60));
+
+        assert_eq!(limits_for(&g, &["lax".into()], Some(2)).max_devices, 2);
+        assert_eq!(
+            limits_for(&g, &[], Some(0)).max_devices,
+            3,
+            "0 means no own limit"
+        );
+        let mut unlimited = g.clone();
+        unlimited.max_devices = 0;
+        assert_eq!(limits_for(&unlimited, &[], None).max_devices, 0);
+        assert_eq!(
+            limits_for(&unlimited, &["lax".into()], None).max_devices,
+            10
         );
     }
 

@@ -13,4 +13,7 @@ pub struct SessionRecord {
     /// password changed anywhere no longer matches.
     pub password_fingerprint: [u8; 8],
     pub groups: Vec<String>,
+    /// Set when the session was ended by someone else (eviction, revocation):
+    /// the record stays as a tombstone so its next request learns why.
+    pub ended: Option<super::EndReason>,
 }

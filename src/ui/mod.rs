@@ -7,6 +7,9 @@ pub const LAYOUT: &str = include_str!("templates/layout.html");
 pub const LOGIN: &str = include_str!("templates/login.html");
 pub const LOGOUT: &str = include_str!("templates/logout.html");
 pub const MESSAGE: &str = include_str!("templates/message.html");
+pub const CHOOSE_DEVICE: &str = include_str!("templates/choose_device.html");
+pub const DEVICES: &str = include_str!("templates/devices.html");
+pub const PASSWORD: &str = include_str!("templates/password.html");
 pub const STYLESHEET: &str = include_str!("assets/gatehouse.css");
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -26,6 +29,18 @@ pub fn escape(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// "3 minutes ago", for last-seen times.
+pub fn ago(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = match s {
+        0..=59 => return "just now".to_string(),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86_399 => (s / 3600, "hour"),
+        _ => (s / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
 /// A value for a template slot.
@@ -98,6 +113,15 @@ mod tests {
         );
         assert_eq!(out, "<p>&lt;b&gt;</p><i>x</i>&lt;i&gt;x&lt;/i&gt;");
         assert_eq!(render("tail {{open", &[]), "tail {{open");
+    }
+
+    #[test]
+    fn ago_reads_naturally() {
+        use std::time::Duration;
+        assert_eq!(ago(Duration::from_secs(5)), "just now");
+        assert_eq!(ago(Duration::from_secs(60)), "1 minute ago");
+        assert_eq!(ago(Duration::from_secs(7200)), "2 hours ago");
+        assert_eq!(ago(Duration::from_secs(3 * 86_400)), "3 days ago");
     }
 
     #[test]

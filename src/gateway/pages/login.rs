@@ -8,17 +8,25 @@ use base64::Engine;
 use pingora::proxy::Session;
 use ring::rand::SecureRandom;
 
+use std::sync::Arc;
+
 use super::form::{read_form, FormBody};
-use super::{message_page, Reply};
+use super::{device_items, message_page, too_large, ItemControl, Reply};
+use crate::auth::User;
+use crate::config::OnDeviceLimit;
 use crate::gateway::authenticate::{cookie_header, session_key};
+use crate::gateway::cookie;
+use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::safe_redirect;
+use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
-use crate::gateway::{client_ip, cookie};
-use crate::session::{EndReason, SessionId, SessionRecord};
+use crate::session::store::UserSessions;
+use crate::session::{EndReason, SessionKey};
 use crate::ui::{self, Slot};
 
 const CSRF_PURPOSE: &str = "login";
 const FAILED: &str = "Incorrect username or password.";
+const CHOICE_EXPIRED: &str = "That choice expired or was already used. Please sign in again.";
 const FORM_EXPIRED: &str =
     "This sign-in form expired or did not come from this site. Please try again.";
 
@@ -88,7 +96,7 @@ fn login_page(
             ui::escape(text)
         )
     });
-    let token = shared.csrf.token(CSRF_PURPOSE, nonce.value.as_bytes());
+    let token = shared.signer.token(CSRF_PURPOSE, nonce.value.as_bytes());
     let prefix = &snap.settings.server.prefix;
     let title = &snap.settings.ui.title;
     let content = ui::render(
@@ -132,38 +140,14 @@ pub async fn submit(
     session: &mut Session,
 ) -> pingora::Result<Reply> {
     let fields = match read_form(session).await? {
-        FormBody::TooLarge => {
-            return Ok(Reply::html(
-                413,
-                message_page(snap, "Too large", "The sign-in form was too large.", ""),
-            ))
-        }
+        FormBody::TooLarge => return Ok(too_large(snap)),
         FormBody::Fields(f) => f,
     };
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
     let rd = safe_redirect(field("rd")).unwrap_or("/").to_string();
-
-    let csrf_ok = existing_nonce(snap, session).is_some_and(|n| {
-        shared
-            .csrf
-            .verify(CSRF_PURPOSE, n.as_bytes(), field("csrf_token"))
-    });
-    if !csrf_ok {
-        tracing::info!(target: "gatehouse::audit", event = "login_refused", cause = "csrf", "login refused: bad CSRF token");
-        let Some(nonce) = fresh_nonce(shared, snap) else {
-            return Ok(unavailable(snap));
-        };
-        return Ok(login_page(
-            shared,
-            snap,
-            &nonce,
-            &rd,
-            Some(("error", FORM_EXPIRED)),
-            403,
-        ));
-    }
-    let Some(nonce) = nonce(shared, snap, session) else {
-        return Ok(unavailable(snap));
+    let nonce = match checked_nonce(shared, snap, session, field("csrf_token")) {
+        Ok(n) => n,
+        Err(reply) => return Ok(reply_with_rd(reply, shared, snap, &rd)),
     };
 
     let username = field("username");
@@ -192,41 +176,188 @@ pub async fn submit(
             tracing::warn!("could not end the previous session {old}: {e}");
         }
     }
-    let Ok(id) = SessionId::generate(&shared.rng) else {
-        return Ok(unavailable(snap));
-    };
-    let key = id.key();
-    let now = shared.clock.now();
-    let user_agent = session
-        .req_header()
-        .headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(512)
-        .collect();
-    let record = SessionRecord {
-        user: user.username.clone(),
-        created_at: now,
-        last_seen: now,
-        client_ip: client_ip(snap, session),
-        user_agent,
-        password_fingerprint: user.password_fingerprint,
-        groups: user.groups.clone(),
-    };
-    if let Err(e) = shared.store.insert(key, record).await {
-        tracing::error!("login of {:?} failed: {e}", user.username);
-        return Ok(unavailable(snap));
-    }
-    tracing::info!(target: "gatehouse::audit", event = "login_ok", user = ?user.username, session = %key, "login ok");
+    finish(shared, snap, session, &nonce, user, &rd, None).await
+}
 
-    let s = &snap.settings.session;
-    let set = cookie::set(
-        s.cookie_name(),
-        id.as_cookie_value(),
-        s.cookie_secure,
-        Some(s.absolute_timeout),
+/// Starts the session, or explains the device limit.
+async fn finish(
+    shared: &Shared,
+    snap: &Snapshot,
+    session: &Session,
+    nonce: &Nonce,
+    user: &Arc<User>,
+    rd: &str,
+    end_first: Option<SessionKey>,
+) -> pingora::Result<Reply> {
+    let live = match sign_in(shared, snap, session, user, end_first).await {
+        Err(e) => {
+            tracing::error!("login of {:?} failed: {e}", user.username);
+            return Ok(unavailable(snap));
+        }
+        Ok(SignIn::Done { set_cookie, .. }) => return Ok(signed_in(rd, set_cookie)),
+        Ok(SignIn::Full { live }) => live,
+    };
+    tracing::info!(
+        target: "gatehouse::audit",
+        event = "login_refused",
+        user = ?user.username,
+        cause = "device_limit",
+        devices = live.len(),
+        "login stopped at the device limit"
     );
-    Ok(Reply::see_other(rd).header("Set-Cookie", set))
+    if snap.settings.session.on_device_limit != OnDeviceLimit::Ask {
+        let n = live.len();
+        let message = format!(
+            "Your account is already signed in on {n} other device{}. Sign out on one of them first.",
+            if n == 1 { "" } else { "s" }
+        );
+        return Ok(login_page(
+            shared,
+            snap,
+            nonce,
+            rd,
+            Some(("error", &message)),
+            409,
+        ));
+    }
+    Ok(ask_page(shared, snap, nonce, user, rd, &live))
+}
+
+/// The "ask" page: the user's other devices and a signed pending login.
+fn ask_page(
+    shared: &Shared,
+    snap: &Snapshot,
+    nonce: &Nonce,
+    user: &User,
+    rd: &str,
+    live: &UserSessions,
+) -> Reply {
+    let now = shared.clock.now();
+    let mut pending_nonce = [0u8; 16];
+    if shared.rng.fill(&mut pending_nonce).is_err() {
+        return unavailable(snap);
+    }
+    let pending = PendingLogin {
+        user: user.username.clone(),
+        password_fingerprint: user.password_fingerprint,
+        expires: now.plus(pending_login::LIFETIME),
+        nonce: URL_SAFE_NO_PAD.encode(pending_nonce),
+        rd: rd.to_string(),
+    }
+    .seal(&shared.signer);
+    let prefix = &snap.settings.server.prefix;
+    let token = shared.signer.token(CSRF_PURPOSE, nonce.value.as_bytes());
+    let items = device_items(now, live, None, ItemControl::Choose);
+    let count = live.len().to_string();
+    let content = ui::render(
+        ui::CHOOSE_DEVICE,
+        &[
+            ("count", Slot::Text(&count)),
+            ("prefix", Slot::Text(prefix)),
+            ("csrf_token", Slot::Text(&token)),
+            ("pending", Slot::Text(&pending)),
+            ("devices", Slot::Html(&items)),
+        ],
+    );
+    let mut reply = Reply::html(200, ui::page("Sign out another device?", prefix, &content));
+    if let Some(c) = &nonce.set_cookie {
+        reply = reply.header("Set-Cookie", c.clone());
+    }
+    reply
+}
+
+/// POST `/login/choose`: the device picked on the "ask" page is signed out
+/// and this browser signed in, in one step. The pending token is single-use.
+pub async fn choose(
+    shared: &Shared,
+    snap: &Snapshot,
+    session: &mut Session,
+) -> pingora::Result<Reply> {
+    let fields = match read_form(session).await? {
+        FormBody::TooLarge => return Ok(too_large(snap)),
+        FormBody::Fields(f) => f,
+    };
+    let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+    let nonce = match checked_nonce(shared, snap, session, field("csrf_token")) {
+        Ok(n) => n,
+        Err(reply) => return Ok(reply),
+    };
+    let now = shared.clock.now();
+    let refused = |why: &str| {
+        tracing::info!(target: "gatehouse::audit", event = "login_refused", cause = why, "device choice refused");
+        login_page(
+            shared,
+            snap,
+            &nonce,
+            "/",
+            Some(("error", CHOICE_EXPIRED)),
+            403,
+        )
+    };
+    let Ok(pending) = PendingLogin::open(field("pending"), &shared.signer, now) else {
+        return Ok(refused("pending_token"));
+    };
+    match shared
+        .store
+        .consume_nonce(&pending.nonce, pending.expires, now)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return Ok(refused("pending_token_replayed")),
+        Err(_) => return Ok(unavailable(snap)),
+    }
+    let user = snap
+        .users
+        .get(&pending.user)
+        .filter(|u| !u.disabled && u.password_fingerprint == pending.password_fingerprint);
+    let Some(user) = user else {
+        return Ok(refused("user_changed"));
+    };
+    let victim = SessionKey::from_hex(field("device"));
+    finish(shared, snap, session, &nonce, user, &pending.rd, victim).await
+}
+
+/// The login nonce, if the submitted CSRF token matches it; otherwise the
+/// answer to give (a fresh form).
+fn checked_nonce(
+    shared: &Shared,
+    snap: &Snapshot,
+    session: &Session,
+    token: &str,
+) -> Result<Nonce, Reply> {
+    let existing = existing_nonce(snap, session);
+    let ok = existing
+        .as_ref()
+        .is_some_and(|n| shared.signer.verify(CSRF_PURPOSE, n.as_bytes(), token));
+    match existing {
+        Some(value) if ok => Ok(Nonce {
+            value,
+            set_cookie: None,
+        }),
+        _ => {
+            tracing::info!(target: "gatehouse::audit", event = "login_refused", cause = "csrf", "login refused: bad CSRF token");
+            Err(match fresh_nonce(shared, snap) {
+                Some(nonce) => login_page(
+                    shared,
+                    snap,
+                    &nonce,
+                    "/",
+                    Some(("error", FORM_EXPIRED)),
+                    403,
+                ),
+                None => unavailable(snap),
+            })
+        }
+    }
+}
+
+/// The refused form keeps the user's `rd`.
+fn reply_with_rd(reply: Reply, shared: &Shared, snap: &Snapshot, rd: &str) -> Reply {
+    if reply.status != 403 {
+        return reply;
+    }
+    match fresh_nonce(shared, snap) {
+        Some(nonce) => login_page(shared, snap, &nonce, rd, Some(("error", FORM_EXPIRED)), 403),
+        None => reply,
+    }
 }

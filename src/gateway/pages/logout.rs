@@ -4,7 +4,7 @@
 use pingora::proxy::Session;
 
 use super::form::{read_form, FormBody};
-use super::{message_page, Reply};
+use super::{message_page, store_down, too_large, Reply};
 use crate::gateway::authenticate::{authenticate, cookie_header, end_session, Auth};
 use crate::gateway::cookie;
 use crate::gateway::redirect::login_url;
@@ -29,18 +29,6 @@ fn signed_out(snap: &Snapshot) -> Reply {
         .header("Clear-Site-Data", "\"cookies\"")
 }
 
-fn store_down(snap: &Snapshot) -> Reply {
-    Reply::html(
-        503,
-        message_page(
-            snap,
-            "Try again",
-            "Your session could not be checked right now. You are still signed in.",
-            "",
-        ),
-    )
-}
-
 pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
     let cookies = cookie_header(session.req_header());
     let authed = match authenticate(shared, snap, cookies.as_deref(), false).await {
@@ -48,7 +36,7 @@ pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply 
         Ok(_) => return signed_out(snap),
         Err(_) => return store_down(snap),
     };
-    let token = shared.csrf.token(CSRF_PURPOSE, &authed.key.0);
+    let token = shared.signer.token(CSRF_PURPOSE, &authed.key.0);
     let prefix = &snap.settings.server.prefix;
     let content = ui::render(
         ui::LOGOUT,
@@ -67,12 +55,7 @@ pub async fn submit(
     session: &mut Session,
 ) -> pingora::Result<Reply> {
     let fields = match read_form(session).await? {
-        FormBody::TooLarge => {
-            return Ok(Reply::html(
-                413,
-                message_page(snap, "Too large", "The form was too large.", ""),
-            ))
-        }
+        FormBody::TooLarge => return Ok(too_large(snap)),
         FormBody::Fields(f) => f,
     };
     let cookies = cookie_header(session.req_header());
@@ -83,7 +66,7 @@ pub async fn submit(
         Err(_) => return Ok(store_down(snap)),
     };
     let token = fields.get("csrf_token").map(String::as_str).unwrap_or("");
-    if !shared.csrf.verify(CSRF_PURPOSE, &authed.key.0, token) {
+    if !shared.signer.verify(CSRF_PURPOSE, &authed.key.0, token) {
         tracing::info!(target: "gatehouse::audit", event = "logout_refused", user = ?authed.user.username, cause = "csrf", "logout refused: bad CSRF token");
         let action = format!(
             "<p class=\"aside\"><a href=\"{}/logout\">Sign out</a></p>",

@@ -1,14 +1,22 @@
 //! The gateway's own pages under `server.prefix`: dispatch, and the page
 //! every problem is shown on.
 
+mod devices;
 mod form;
 mod login;
 mod logout;
+mod password;
+
+pub use devices::{device_items, ItemControl};
 
 use pingora::proxy::Session;
 
+use super::authenticate::{authenticate, cookie_header, Auth, Authed};
+use super::page_load::is_page_load;
+use super::redirect::login_url;
 use super::respond::Reply;
 use super::state::{Shared, Snapshot};
+use crate::session::EndReason;
 use crate::ui::{self, Slot};
 
 /// Answers a request under the prefix; `sub` is the path after it.
@@ -22,12 +30,19 @@ pub async fn serve(
     let reply = match (method.as_str(), sub) {
         ("GET" | "HEAD", "/login") => login::show(shared, snap, session),
         ("POST", "/login") => login::submit(shared, snap, session).await?,
+        ("POST", "/login/choose") => login::choose(shared, snap, session).await?,
         ("GET" | "HEAD", "/logout") => logout::show(shared, snap, session).await,
         ("POST", "/logout") => logout::submit(shared, snap, session).await?,
+        ("GET" | "HEAD", "/session") => devices::status(shared, snap, session).await,
+        ("GET" | "HEAD", "/devices") => devices::show(shared, snap, session).await,
+        ("POST", "/devices/revoke") => devices::revoke(shared, snap, session, false).await?,
+        ("POST", "/devices/revoke-others") => devices::revoke(shared, snap, session, true).await?,
+        ("GET" | "HEAD", "/password") => password::show(shared, snap, session).await,
+        ("POST", "/password") => password::submit(shared, snap, session).await?,
         ("GET" | "HEAD", "/assets/gatehouse.css") => {
             Reply::asset("text/css; charset=utf-8", ui::STYLESHEET)
         }
-        (_, "/login" | "/logout") => Reply::html(
+        (_, "/login" | "/logout" | "/password") => Reply::html(
             405,
             message_page(snap, "Method not allowed", "Use the form on this page.", ""),
         )
@@ -38,6 +53,38 @@ pub async fn serve(
         ),
     };
     Ok(reply)
+}
+
+/// The signed-in user of an own page, without extending the session; or
+/// the answer for someone who is not signed in (back here after login).
+pub async fn require_session(
+    shared: &Shared,
+    snap: &Snapshot,
+    session: &Session,
+    back_to: &str,
+) -> Result<Authed, Reply> {
+    let cookies = cookie_header(session.req_header());
+    let auth = authenticate(shared, snap, cookies.as_deref(), false)
+        .await
+        .map_err(|_| store_down(snap))?;
+    let reason = match auth {
+        Auth::Valid(a) => return Ok(a),
+        other => other.reason(),
+    };
+    let prefix = &snap.settings.server.prefix;
+    let url = login_url(
+        prefix,
+        Some(&format!("{prefix}{back_to}")),
+        reason.map(EndReason::as_str),
+    );
+    Err(if is_page_load(session.req_header()) {
+        Reply::see_other(url)
+    } else {
+        Reply::json(
+            401,
+            &serde_json::json!({"error": "login_required", "message": "Sign in first.", "login_url": url}),
+        )
+    })
 }
 
 /// A plain page with a heading, a sentence and an optional action.
@@ -51,6 +98,26 @@ pub fn message_page(snap: &Snapshot, heading: &str, message: &str, action_html: 
         ],
     );
     ui::page(heading, &snap.settings.server.prefix, &content)
+}
+
+/// The session store did not answer: nobody is signed out for it.
+pub fn store_down(snap: &Snapshot) -> Reply {
+    Reply::html(
+        503,
+        message_page(
+            snap,
+            "Try again",
+            "Your session could not be checked right now. You are still signed in; please try again shortly.",
+            "",
+        ),
+    )
+}
+
+pub fn too_large(snap: &Snapshot) -> Reply {
+    Reply::html(
+        413,
+        message_page(snap, "Too large", "The form was too large.", ""),
+    )
 }
 
 /// A problem, as a page for browsers or as JSON `{"error": code, ...}`.

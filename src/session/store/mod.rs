@@ -7,8 +7,9 @@ pub mod memory;
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::{SessionKey, SessionRecord};
+use super::{EndReason, Liveness, SessionKey, SessionRecord};
 use crate::clock::Timestamp;
 
 pub use memory::MemoryStore;
@@ -24,14 +25,79 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// What to do when the user already has `max` live sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFull {
+    Refuse,
+    EvictLeastRecent,
+}
+
+/// The device limit applied by `insert`, atomically with the insertion.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceLimit {
+    /// 0 = unlimited.
+    pub max: u32,
+    pub on_full: OnFull,
+    /// Decides which of the user's sessions still count.
+    pub liveness: Liveness,
+    /// A session of the same user to end (reason `evicted`) first, in the
+    /// same step: the device the user picked on the "ask" page.
+    pub end_first: Option<SessionKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Stored; these sessions were evicted to make room.
+    Inserted { evicted: Vec<SessionKey> },
+    /// Not stored: the user's live sessions, least recently used first.
+    Full {
+        live: Vec<(SessionKey, Arc<SessionRecord>)>,
+    },
+}
+
+/// A user's sessions, least recently used first.
+pub type UserSessions = Vec<(SessionKey, Arc<SessionRecord>)>;
+
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn insert(&self, key: SessionKey, record: SessionRecord) -> Result<(), StoreError>;
+    /// Counts the user's live sessions and inserts, as one atomic step:
+    /// parallel logins never leave more than `limit.max`.
+    async fn insert(
+        &self,
+        key: SessionKey,
+        record: SessionRecord,
+        limit: DeviceLimit,
+    ) -> Result<Admission, StoreError>;
     async fn get(&self, key: &SessionKey) -> Result<Option<Arc<SessionRecord>>, StoreError>;
-    /// Records activity; a session that is gone stays gone.
+    /// Records activity; a session that is gone or ended stays so.
     async fn touch(&self, key: &SessionKey, at: Timestamp) -> Result<(), StoreError>;
+    /// Ends a session on someone else's behalf, keeping a tombstone so its
+    /// next request learns `reason`.
+    async fn end(
+        &self,
+        key: &SessionKey,
+        reason: EndReason,
+    ) -> Result<Option<Arc<SessionRecord>>, StoreError>;
+    /// Forgets a session entirely.
     async fn remove(&self, key: &SessionKey) -> Result<Option<Arc<SessionRecord>>, StoreError>;
-    /// Live records held, for metrics and audit lines.
+    /// The user's sessions that have not been ended, least recently used first.
+    async fn list_user(&self, user: &str) -> Result<UserSessions, StoreError>;
+    /// True the first time a nonce is seen before `expires`; false after.
+    async fn consume_nonce(
+        &self,
+        nonce: &str,
+        expires: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Drops records dead under the most generous policy (idle since
+    /// `max_idle`, or older than `max_age`); returns how many.
+    async fn sweep(
+        &self,
+        now: Timestamp,
+        max_idle: Duration,
+        max_age: Duration,
+    ) -> Result<usize, StoreError>;
+    /// Records held, for metrics and audit lines.
     async fn count(&self) -> Result<usize, StoreError>;
 }
 
@@ -39,6 +105,9 @@ pub trait SessionStore: Send + Sync {
 #[cfg(test)]
 pub(crate) mod conformance {
     use super::*;
+    use crate::session::SessionPolicy;
+
+    const FP: [u8; 8] = [7; 8];
 
     fn record(user: &str, at: u64) -> SessionRecord {
         SessionRecord {
@@ -47,37 +116,320 @@ pub(crate) mod conformance {
             last_seen: Timestamp::from_millis(at),
             client_ip: Some("127.0.0.1".parse().unwrap()),
             user_agent: "test".into(),
-            password_fingerprint: [7; 8],
+            password_fingerprint: FP,
             groups: vec!["staff".into()],
+            ended: None,
         }
     }
 
-    pub async fn run(store: &dyn SessionStore) {
-        let a = SessionKey([1; 32]);
-        let b = SessionKey([2; 32]);
+    fn limit(max: u32, on_full: OnFull, now: u64) -> DeviceLimit {
+        DeviceLimit {
+            max,
+            on_full,
+            liveness: Liveness {
+                now: Timestamp::from_millis(now),
+                policy: SessionPolicy {
+                    idle_timeout: Duration::from_secs(100),
+                    absolute_timeout: Duration::from_secs(1000),
+                },
+                password_fingerprint: FP,
+            },
+            end_first: None,
+        }
+    }
+
+    fn key(n: u8) -> SessionKey {
+        SessionKey([n; 32])
+    }
+
+    fn unlimited() -> DeviceLimit {
+        limit(0, OnFull::Refuse, 0)
+    }
+
+    pub async fn run(make: impl Fn() -> Arc<dyn SessionStore>) {
+        basics(&*make()).await;
+        refuse_at_the_limit(&*make()).await;
+        evict_least_recent(&*make()).await;
+        end_first_makes_room(&*make()).await;
+        dead_sessions_do_not_count(&*make()).await;
+        nonces_are_single_use(&*make()).await;
+        sweep_drops_only_dead_records(&*make()).await;
+        parallel_inserts_respect_the_limit(make()).await;
+    }
+
+    async fn basics(store: &dyn SessionStore) {
+        let (a, b) = (key(1), key(2));
         assert_eq!(store.get(&a).await.unwrap(), None);
         assert_eq!(store.count().await.unwrap(), 0);
-
-        store.insert(a, record("alice", 100)).await.unwrap();
-        store.insert(b, record("bob", 200)).await.unwrap();
+        store
+            .insert(a, record("alice", 100), unlimited())
+            .await
+            .unwrap();
+        store
+            .insert(b, record("bob", 200), unlimited())
+            .await
+            .unwrap();
         assert_eq!(store.count().await.unwrap(), 2);
-        let got = store.get(&a).await.unwrap().unwrap();
-        assert_eq!(*got, record("alice", 100));
+        assert_eq!(*store.get(&a).await.unwrap().unwrap(), record("alice", 100));
 
         store.touch(&a, Timestamp::from_millis(500)).await.unwrap();
         let touched = store.get(&a).await.unwrap().unwrap();
         assert_eq!(touched.last_seen, Timestamp::from_millis(500));
         assert_eq!(touched.created_at, Timestamp::from_millis(100));
 
+        assert_eq!(store.list_user("alice").await.unwrap().len(), 1);
         let removed = store.remove(&a).await.unwrap().unwrap();
         assert_eq!(removed.user, "alice");
         assert_eq!(store.get(&a).await.unwrap(), None);
         assert_eq!(store.remove(&a).await.unwrap(), None);
-
+        assert!(store.list_user("alice").await.unwrap().is_empty());
         // touching a removed session must not bring it back
         store.touch(&a, Timestamp::from_millis(900)).await.unwrap();
         assert_eq!(store.get(&a).await.unwrap(), None);
-        assert_eq!(store.count().await.unwrap(), 1);
-        assert_eq!(store.get(&b).await.unwrap().unwrap().user, "bob");
+
+        // ending keeps a tombstone that says why, and leaves the user's list
+        let ended = store.end(&b, EndReason::Revoked).await.unwrap().unwrap();
+        assert_eq!(ended.user, "bob");
+        assert_eq!(
+            store.get(&b).await.unwrap().unwrap().ended,
+            Some(EndReason::Revoked)
+        );
+        assert!(store.list_user("bob").await.unwrap().is_empty());
+        store.touch(&b, Timestamp::from_millis(999)).await.unwrap();
+        assert_eq!(
+            store.get(&b).await.unwrap().unwrap().last_seen,
+            Timestamp::from_millis(200)
+        );
+    }
+
+    async fn refuse_at_the_limit(store: &dyn SessionStore) {
+        for (n, at) in [(1, 10), (2, 20)] {
+            let got = store
+                .insert(key(n), record("alice", at), limit(2, OnFull::Refuse, 30))
+                .await
+                .unwrap();
+            assert_eq!(got, Admission::Inserted { evicted: vec![] });
+        }
+        match store
+            .insert(key(3), record("alice", 30), limit(2, OnFull::Refuse, 30))
+            .await
+            .unwrap()
+        {
+            Admission::Full { live } => {
+                let keys: Vec<_> = live.iter().map(|(k, _)| *k).collect();
+                assert_eq!(keys, vec![key(1), key(2)], "least recently used first");
+            }
+            other => panic!("expected Full, got {other:?}"),
+        }
+        assert_eq!(store.get(&key(3)).await.unwrap(), None);
+        // another user is not affected
+        assert!(matches!(
+            store
+                .insert(key(4), record("bob", 30), limit(2, OnFull::Refuse, 30))
+                .await
+                .unwrap(),
+            Admission::Inserted { .. }
+        ));
+        // after one logs out there is room again
+        store.remove(&key(1)).await.unwrap();
+        assert!(matches!(
+            store
+                .insert(key(3), record("alice", 40), limit(2, OnFull::Refuse, 40))
+                .await
+                .unwrap(),
+            Admission::Inserted { .. }
+        ));
+    }
+
+    async fn evict_least_recent(store: &dyn SessionStore) {
+        store
+            .insert(
+                key(1),
+                record("alice", 10),
+                limit(2, OnFull::EvictLeastRecent, 10),
+            )
+            .await
+            .unwrap();
+        store
+            .insert(
+                key(2),
+                record("alice", 20),
+                limit(2, OnFull::EvictLeastRecent, 20),
+            )
+            .await
+            .unwrap();
+        // key 1 is used after key 2: key 2 becomes the least recently used
+        store
+            .touch(&key(1), Timestamp::from_millis(25))
+            .await
+            .unwrap();
+        let got = store
+            .insert(
+                key(3),
+                record("alice", 30),
+                limit(2, OnFull::EvictLeastRecent, 30),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            Admission::Inserted {
+                evicted: vec![key(2)]
+            }
+        );
+        assert_eq!(
+            store.get(&key(2)).await.unwrap().unwrap().ended,
+            Some(EndReason::Evicted)
+        );
+        assert_eq!(store.get(&key(1)).await.unwrap().unwrap().ended, None);
+        let live: Vec<_> = store
+            .list_user("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(live, vec![key(1), key(3)]);
+    }
+
+    async fn end_first_makes_room(store: &dyn SessionStore) {
+        store
+            .insert(key(1), record("alice", 10), limit(1, OnFull::Refuse, 10))
+            .await
+            .unwrap();
+        store
+            .insert(key(9), record("bob", 10), limit(1, OnFull::Refuse, 10))
+            .await
+            .unwrap();
+        // naming another user's session frees nothing
+        let mut l = limit(1, OnFull::Refuse, 20);
+        l.end_first = Some(key(9));
+        assert!(matches!(
+            store.insert(key(2), record("alice", 20), l).await.unwrap(),
+            Admission::Full { .. }
+        ));
+        assert_eq!(store.get(&key(9)).await.unwrap().unwrap().ended, None);
+        l.end_first = Some(key(1));
+        let got = store.insert(key(2), record("alice", 20), l).await.unwrap();
+        assert_eq!(
+            got,
+            Admission::Inserted {
+                evicted: vec![key(1)]
+            }
+        );
+        assert_eq!(
+            store.get(&key(1)).await.unwrap().unwrap().ended,
+            Some(EndReason::Evicted)
+        );
+    }
+
+    async fn dead_sessions_do_not_count(store: &dyn SessionStore) {
+        store
+            .insert(key(1), record("alice", 0), limit(1, OnFull::Refuse, 0))
+            .await
+            .unwrap();
+        // 150 s later the first session is idle (100 s): it does not count
+        let got = store
+            .insert(
+                key(2),
+                record("alice", 150_000),
+                limit(1, OnFull::Refuse, 150_000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(got, Admission::Inserted { evicted: vec![] });
+        // a session from before a password change does not count either
+        let mut l = limit(1, OnFull::Refuse, 150_001);
+        l.liveness.password_fingerprint = [1; 8];
+        assert!(matches!(
+            store
+                .insert(key(3), record("alice", 150_001), l)
+                .await
+                .unwrap(),
+            Admission::Inserted { .. }
+        ));
+    }
+
+    async fn nonces_are_single_use(store: &dyn SessionStore) {
+        let (now, exp) = (Timestamp::from_millis(10), Timestamp::from_millis(100));
+        assert!(store.consume_nonce("n1", exp, now).await.unwrap());
+        assert!(!store.consume_nonce("n1", exp, now).await.unwrap());
+        assert!(store.consume_nonce("n2", exp, now).await.unwrap());
+        assert!(
+            !store
+                .consume_nonce("n3", exp, Timestamp::from_millis(100))
+                .await
+                .unwrap(),
+            "expired"
+        );
+    }
+
+    async fn sweep_drops_only_dead_records(store: &dyn SessionStore) {
+        store
+            .insert(key(1), record("alice", 0), unlimited())
+            .await
+            .unwrap();
+        store
+            .insert(key(2), record("alice", 60_000), unlimited())
+            .await
+            .unwrap();
+        store.end(&key(2), EndReason::Evicted).await.unwrap();
+        store
+            .insert(key(3), record("bob", 140_000), unlimited())
+            .await
+            .unwrap();
+        let n = store
+            .sweep(
+                Timestamp::from_millis(150_000),
+                Duration::from_secs(100),
+                Duration::from_secs(1000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "only the session idle for 150 s is dead");
+        assert_eq!(store.get(&key(1)).await.unwrap(), None);
+        assert!(
+            store.get(&key(2)).await.unwrap().is_some(),
+            "tombstone kept while it can still be seen"
+        );
+        assert!(store.get(&key(3)).await.unwrap().is_some());
+        let n = store
+            .sweep(
+                Timestamp::from_millis(2_000_000),
+                Duration::from_secs(100),
+                Duration::from_secs(1000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(store.count().await.unwrap(), 0);
+        assert!(store.list_user("bob").await.unwrap().is_empty());
+    }
+
+    async fn parallel_inserts_respect_the_limit(store: Arc<dyn SessionStore>) {
+        for on_full in [OnFull::Refuse, OnFull::EvictLeastRecent] {
+            let user = format!("racer-{on_full:?}");
+            let mut tasks = Vec::new();
+            for n in 0..50u8 {
+                let store = Arc::clone(&store);
+                let user = user.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut k = [n; 32];
+                    k[1] = on_full as u8 + 100;
+                    store
+                        .insert(SessionKey(k), record(&user, 10), limit(2, on_full, 10))
+                        .await
+                        .unwrap()
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(
+                store.list_user(&user).await.unwrap().len(),
+                2,
+                "{on_full:?}"
+            );
+        }
     }
 }

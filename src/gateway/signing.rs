@@ -1,20 +1,21 @@
-//! CSRF tokens: HMAC-SHA256 of a purpose and a binding value. The login
-//! form is bound to a random nonce in a cookie of its own (so an attacker
-//! cannot log a victim into the attacker's account); forms of a signed-in
-//! user are bound to their session key.
+//! HMAC-SHA256 tokens over a purpose and a binding value, keyed from the
+//! gateway's secret. CSRF tokens: the login form is bound to a random nonce
+//! in a cookie of its own (so an attacker cannot log a victim into the
+//! attacker's account); forms of a signed-in user are bound to their session
+//! key. Pending-login tokens sign their own payload.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::hmac;
 
-pub struct CsrfKey(hmac::Key);
+pub struct Signer(hmac::Key);
 
-impl CsrfKey {
+impl Signer {
     pub fn new(secret: &[u8]) -> Self {
         // Derive a key of its own so the shared secret can serve other uses.
         let root = hmac::Key::new(hmac::HMAC_SHA256, secret);
-        let derived = hmac::sign(&root, b"gatehouse csrf v1");
-        CsrfKey(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
+        let derived = hmac::sign(&root, b"gatehouse signing v1");
+        Signer(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
     }
 
     fn message(purpose: &str, binding: &[u8]) -> Vec<u8> {
@@ -44,12 +45,12 @@ mod tests {
 
     #[test]
     fn tokens_are_bound_to_purpose_binding_and_key() {
-        let key = CsrfKey::new(&[1; 32]);
+        let key = Signer::new(&[1; 32]);
         let t = key.token("login", b"nonce");
         assert!(key.verify("login", b"nonce", &t));
         assert!(!key.verify("login", b"other", &t));
         assert!(!key.verify("logout", b"nonce", &t));
-        assert!(!CsrfKey::new(&[2; 32]).verify("login", b"nonce", &t));
+        assert!(!Signer::new(&[2; 32]).verify("login", b"nonce", &t));
         assert!(!key.verify("login", b"nonce", ""));
         assert!(!key.verify("login", b"nonce", "not base64 !"));
         assert_eq!(

@@ -1,0 +1,182 @@
+//! `/password`: change your own password. The users file is rewritten
+//! atomically with everything else in it kept; every other session of the
+//! user ends (reason `password`); this browser continues under a new ID.
+
+use pingora::proxy::Session;
+
+use super::form::{read_form, FormBody};
+use super::{message_page, require_session, store_down, too_large, Reply};
+use crate::auth::users_file;
+use crate::gateway::authenticate::{end_session, Authed};
+use crate::gateway::sign_in::{sign_in, SignIn};
+use crate::gateway::state::{Shared, Snapshot};
+use crate::session::EndReason;
+use crate::ui::{self, escape, Slot};
+
+const CSRF_PURPOSE: &str = "password";
+
+fn form(
+    shared: &Shared,
+    snap: &Snapshot,
+    authed: &Authed,
+    error: Option<&str>,
+    status: u16,
+) -> Reply {
+    let prefix = &snap.settings.server.prefix;
+    let token = shared.signer.token(CSRF_PURPOSE, &authed.key.0);
+    let notice = error.map_or_else(String::new, |e| {
+        format!("<p class=\"notice error\" role=\"alert\">{}</p>", escape(e))
+    });
+    let min = snap.settings.login.min_password_length.to_string();
+    let content = ui::render(
+        ui::PASSWORD,
+        &[
+            ("notice", Slot::Html(&notice)),
+            ("prefix", Slot::Text(prefix)),
+            ("csrf_token", Slot::Text(&token)),
+            ("min_length", Slot::Text(&min)),
+        ],
+    );
+    Reply::html(status, ui::page("Change password", prefix, &content))
+}
+
+pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
+    match require_session(shared, snap, session, "/password").await {
+        Ok(authed) => form(shared, snap, &authed, None, 200),
+        Err(reply) => reply,
+    }
+}
+
+pub async fn submit(
+    shared: &Shared,
+    snap: &Snapshot,
+    session: &mut Session,
+) -> pingora::Result<Reply> {
+    let fields = match read_form(session).await? {
+        FormBody::TooLarge => return Ok(too_large(snap)),
+        FormBody::Fields(f) => f,
+    };
+    let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+    let authed = match require_session(shared, snap, session, "/password").await {
+        Ok(a) => a,
+        Err(reply) => return Ok(reply),
+    };
+    if !shared
+        .signer
+        .verify(CSRF_PURPOSE, &authed.key.0, field("csrf_token"))
+    {
+        return Ok(Reply::html(
+            403,
+            message_page(
+                snap,
+                "Not changed",
+                "That request did not come from this site.",
+                "",
+            ),
+        ));
+    }
+    let (current, new) = (field("current"), field("new"));
+    let min = snap.settings.login.min_password_length;
+    let refusal = if new != field("confirm") {
+        Some("The two new passwords differ.".to_string())
+    } else if new.chars().count() < min {
+        Some(format!(
+            "The new password must have at least {min} characters."
+        ))
+    } else if new == current {
+        Some("The new password must differ from the current one.".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        return Ok(form(shared, snap, &authed, Some(&why), 400));
+    }
+    if !shared
+        .verifier
+        .verify(Some(authed.user.password_hash.clone()), current.to_string())
+        .await
+    {
+        tracing::info!(target: "gatehouse::audit", event = "password_change_refused", user = ?authed.user.username, "wrong current password");
+        return Ok(form(
+            shared,
+            snap,
+            &authed,
+            Some("The current password is not right."),
+            400,
+        ));
+    }
+    let hash = match shared.verifier.hash(new.to_string()).await {
+        Ok(h) => h,
+        Err(e) => return Ok(not_saved(snap, &e)),
+    };
+
+    let username = authed.user.username.clone();
+    {
+        let _writing = shared.users_file_lock.lock().await;
+        let path = snap.settings.users_file.clone();
+        let (user, h) = (username.clone(), hash.clone());
+        let written =
+            tokio::task::spawn_blocking(move || users_file::set_password(&path, &user, &h))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = written
+            .map_err(|e| e.to_string())
+            .and_then(|()| shared.reload_users().map_err(|e| e.to_string()))
+        {
+            return Ok(not_saved(snap, &e));
+        }
+    }
+    tracing::info!(target: "gatehouse::audit", event = "password_changed", user = ?username, session = %authed.key, "password changed");
+
+    // Every other session ends now; this one continues under a new ID.
+    let fresh = shared.snapshot.load_full();
+    let others = match shared.store.list_user(&username).await {
+        Ok(list) => list,
+        Err(_) => return Ok(store_down(snap)),
+    };
+    for (key, _) in others.iter().filter(|(k, _)| *k != authed.key) {
+        if shared.store.end(key, EndReason::Password).await.is_err() {
+            return Ok(store_down(snap));
+        }
+    }
+    if end_session(shared, &authed.key, &username, EndReason::Password)
+        .await
+        .is_err()
+    {
+        return Ok(store_down(snap));
+    }
+    let Some(user) = fresh.users.get(&username) else {
+        return Ok(not_saved(snap, "the user vanished from the users file"));
+    };
+    let set_cookie = match sign_in(shared, &fresh, session, user, None).await {
+        Ok(SignIn::Done { set_cookie, .. }) => set_cookie,
+        Ok(SignIn::Full { .. }) | Err(_) => return Ok(store_down(snap)),
+    };
+    let action = format!(
+        "<p class=\"aside\"><a href=\"/\">Continue</a> · <a href=\"{}/devices\">Your devices</a></p>",
+        escape(&snap.settings.server.prefix)
+    );
+    Ok(Reply::html(
+        200,
+        message_page(
+            snap,
+            "Password changed",
+            "Your password was changed and every other device was signed out.",
+            &action,
+        ),
+    )
+    .header("Set-Cookie", set_cookie))
+}
+
+fn not_saved(snap: &Snapshot, why: &str) -> Reply {
+    tracing::error!("password change not saved: {why}");
+    Reply::html(
+        500,
+        message_page(
+            snap,
+            "Not changed",
+            "The new password could not be saved. Your password is unchanged.",
+            "",
+        ),
+    )
+}
