@@ -169,7 +169,7 @@ pub fn run_demo(listen: SocketAddr, app: SocketAddr) -> Result<(), String> {
     };
     let snapshot = Snapshot::new(demo_settings(listen, app), UserDb::from_users([user]));
     println!("gatehouse demo\n  open      http://{listen}/\n  user      {DEMO_USER}\n  password  {secret}\n  (the demo app itself listens on {app}; stop with Ctrl-C)");
-    serve(snapshot, ProcessFlags::default(), |server| {
+    serve(snapshot, ProcessFlags::default(), |server, _shared| {
         let mut service = Service::new("demo app".to_string(), DemoApp);
         service.add_tcp(&app.to_string());
         server.add_service(service);

@@ -6,6 +6,7 @@
 //! `gateway/` so it can be tested without sockets.
 
 pub mod auth;
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -53,6 +53,11 @@ enum Command {
     },
     /// Read a password (prompt, or one line of stdin) and print its argon2id hash.
     HashPassword,
+    /// Change the users file (atomically, comments and formatting kept).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
     /// Run the gateway in front of a built-in demo app, with a demo user.
     Demo {
         /// Where the gateway listens.
@@ -62,6 +67,78 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8081")]
         app_listen: SocketAddr,
     },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Add a user; the password is prompted for (or read from stdin).
+    Add {
+        user: String,
+        #[arg(short, long, default_value = "config/users.toml")]
+        file: PathBuf,
+        /// Display name, sent in X-Remote-Name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// A group (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Set a user's password; every session of theirs ends at the next reload.
+    Passwd {
+        user: String,
+        #[arg(short, long, default_value = "config/users.toml")]
+        file: PathBuf,
+    },
+    /// Disable a user: logins refused, sessions ended at the next reload.
+    Disable {
+        user: String,
+        #[arg(short, long, default_value = "config/users.toml")]
+        file: PathBuf,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        user: String,
+        #[arg(short, long, default_value = "config/users.toml")]
+        file: PathBuf,
+    },
+}
+
+fn users(action: UsersAction) -> Result<(), String> {
+    use gatehouse::auth::users_file::{add_user, set_disabled, set_password, NewUser};
+    let (user, done) = match action {
+        UsersAction::Add {
+            user,
+            file,
+            name,
+            email,
+            groups,
+        } => {
+            let details = NewUser {
+                password_hash: hash_password(&read_password()?)?,
+                name,
+                email,
+                groups,
+            };
+            add_user(&file, &user, &details)?;
+            (user, "added")
+        }
+        UsersAction::Passwd { user, file } => {
+            set_password(&file, &user, &hash_password(&read_password()?)?)?;
+            (user, "password changed")
+        }
+        UsersAction::Disable { user, file } => {
+            set_disabled(&file, &user, true)?;
+            (user, "disabled")
+        }
+        UsersAction::Enable { user, file } => {
+            set_disabled(&file, &user, false)?;
+            (user, "enabled")
+        }
+    };
+    println!("{user}: {done}. A running gateway applies it on reload (systemctl reload gatehouse, or SIGHUP).");
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -133,6 +210,7 @@ fn main() -> ExitCode {
         Command::HashPassword => read_password()
             .and_then(|p| hash_password(&p))
             .map(|h| println!("{h}")),
+        Command::Users { action } => users(action),
         Command::Demo { listen, app_listen } => {
             init_logging(cli.log_format);
             gatehouse::demo::run_demo(listen, app_listen)

@@ -6,7 +6,11 @@ use pingora::server::Server;
 use std::path::Path;
 use std::sync::Arc;
 
+use pingora::services::background::background_service;
+use std::time::Duration;
+
 use crate::auth::{password, UserDb};
+use crate::background::{Reloader, Sweeper};
 use crate::clock::SystemClock;
 use crate::config::{self, ConfigErrors};
 use crate::gateway::state::{Shared, Snapshot};
@@ -31,14 +35,23 @@ pub fn load_snapshot(config_path: &Path) -> Result<Snapshot, ConfigErrors> {
 /// Runs the gateway for a config file; returns only on a start-up error.
 pub fn run(config_path: &Path, flags: ProcessFlags) -> Result<(), String> {
     let snapshot = load_snapshot(config_path).map_err(|e| e.to_string())?;
-    serve(snapshot, flags, |_| Ok(()))
+    let config_path = config_path.to_path_buf();
+    serve(snapshot, flags, move |server, shared| {
+        let reloader = Reloader {
+            shared,
+            config_path,
+        };
+        server.add_service(background_service("reload on SIGHUP", reloader));
+        Ok(())
+    })
 }
 
-/// Runs the gateway on `snapshot`; `extra` may add services (the demo app).
+/// Runs the gateway on `snapshot`; `extra` may add services (the demo app,
+/// the reloader).
 pub fn serve(
     snapshot: Snapshot,
     flags: ProcessFlags,
-    extra: impl FnOnce(&mut Server) -> Result<(), String>,
+    extra: impl FnOnce(&mut Server, Arc<Shared>) -> Result<(), String>,
 ) -> Result<(), String> {
     let secret = match &snapshot.settings.server.secret_file {
         Some(path) => {
@@ -75,16 +88,22 @@ pub fn serve(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
+    let shared = Arc::new(shared);
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(Arc::new(shared)),
+        Gateway::new(Arc::clone(&shared)),
         "gatehouse",
     );
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
     }
     server.add_service(proxy);
-    extra(&mut server)?;
+    let sweeper = Sweeper {
+        shared: Arc::clone(&shared),
+        every: Duration::from_secs(60),
+    };
+    server.add_service(background_service("session sweep", sweeper));
+    extra(&mut server, shared)?;
 
     tracing::info!(
         "gatehouse listening on {}",

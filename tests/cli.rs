@@ -37,7 +37,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 fn a_valid_config_passes() {
     let (code, out, err) = check(&base());
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("OK (3 routes, 3 users)"), "{out}");
+    assert!(out.contains("OK (3 routes, 4 users)"), "{out}");
 }
 
 #[test]
@@ -144,4 +144,89 @@ fn hash_password_reads_stdin_and_makes_a_verifiable_argon2id_hash() {
         hash,
         "tr0ub4dor&3\n"
     ));
+}
+
+fn users_cmd(args: &[&str], stdin: &str) -> (i32, String) {
+    let mut child = Command::new(common::binary())
+        .arg("users")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn users_commands_edit_the_file_in_place() {
+    use gatehouse::auth::password::verify_password;
+    use gatehouse::auth::UserDb;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.toml");
+    let original = format!("# our users\n{}", common::users_toml());
+    std::fs::write(&path, &original).unwrap();
+    let file = path.to_str().unwrap();
+
+    let (code, out) = users_cmd(
+        &[
+            "add", "erin", "-f", file, "--name", "Erin E", "--group", "staff",
+        ],
+        "erin-password-1\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    let db = UserDb::load(&path).unwrap();
+    let erin = db.get("erin").unwrap();
+    assert!(verify_password(&erin.password_hash, "erin-password-1"));
+    assert_eq!(erin.groups, vec!["staff"]);
+    assert_eq!(erin.name.as_deref(), Some("Erin E"));
+
+    let before = std::fs::read_to_string(&path).unwrap();
+    let (code, out) = users_cmd(&["passwd", "bob", "-f", file], "new-bob-password\n");
+    assert_eq!(code, 0, "{out}");
+    let after = std::fs::read_to_string(&path).unwrap();
+    let old_hash = UserDb::parse(&path, &before)
+        .unwrap()
+        .get("bob")
+        .unwrap()
+        .password_hash
+        .clone();
+    let new_hash = UserDb::load(&path)
+        .unwrap()
+        .get("bob")
+        .unwrap()
+        .password_hash
+        .clone();
+    assert!(verify_password(&new_hash, "new-bob-password"));
+    // carol shares bob's old hash in the fixture: only bob's line changes
+    assert_eq!(after, before.replacen(&old_hash, &new_hash, 1));
+
+    let (code, out) = users_cmd(&["disable", "erin", "-f", file], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(UserDb::load(&path).unwrap().get("erin").unwrap().disabled);
+    let (code, out) = users_cmd(&["enable", "erin", "-f", file], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(!UserDb::load(&path).unwrap().get("erin").unwrap().disabled);
+
+    let (code, out) = users_cmd(&["disable", "nobody", "-f", file], "");
+    assert_eq!(code, 1);
+    assert!(out.contains("no user \"nobody\""), "{out}");
+    let (code, out) = users_cmd(&["add", "erin", "-f", file], "whatever-password\n");
+    assert_eq!(code, 1);
+    assert!(out.contains("already exists"), "{out}");
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .starts_with("# our users\n"));
 }

@@ -106,15 +106,41 @@ pub async fn authenticate(
             }))
         }
         (Verdict::Ended(reason), _) => {
-            end_session(shared, &key, &record.user, reason).await?;
+            if record.ended.is_none() {
+                mark_ended(shared, &key, &record.user, reason).await?;
+            }
             Ok(Auth::Ended(reason))
         }
         // evaluate() never passes a session whose user is missing
         (Verdict::Valid { .. }, None) => {
-            end_session(shared, &key, &record.user, EndReason::Revoked).await?;
+            mark_ended(shared, &key, &record.user, EndReason::Revoked).await?;
             Ok(Auth::Ended(EndReason::Revoked))
         }
     }
+}
+
+/// Ends a session the policy rejected, keeping a tombstone so that every
+/// request still carrying the cookie (parallel ones too) learns why.
+async fn mark_ended(
+    shared: &Shared,
+    key: &SessionKey,
+    user: &str,
+    reason: EndReason,
+) -> Result<(), StoreError> {
+    shared.store.end(key, reason).await?;
+    audit_ended(key, user, reason);
+    Ok(())
+}
+
+fn audit_ended(key: &SessionKey, user: &str, reason: EndReason) {
+    tracing::info!(
+        target: "gatehouse::audit",
+        event = "session_ended",
+        user,
+        session = %key,
+        reason = reason.as_str(),
+        "session ended"
+    );
 }
 
 /// Removes a session and writes the audit line.
@@ -125,13 +151,6 @@ pub async fn end_session(
     reason: EndReason,
 ) -> Result<(), StoreError> {
     shared.store.remove(key).await?;
-    tracing::info!(
-        target: "gatehouse::audit",
-        event = "session_ended",
-        user,
-        session = %key,
-        reason = reason.as_str(),
-        "session ended"
-    );
+    audit_ended(key, user, reason);
     Ok(())
 }

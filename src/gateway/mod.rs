@@ -12,6 +12,7 @@ pub mod page_load;
 pub mod pages;
 pub mod pending_login;
 pub mod redirect;
+pub mod reload;
 pub mod respond;
 pub mod routing;
 pub mod sign_in;

@@ -17,6 +17,9 @@ pub use browser::Browser;
 pub use upstream::Upstream;
 
 pub const ALICE_PASSWORD: &str = "alice-password-1";
+/// Written as `secret.key` beside every test config (use it with
+/// `server.secret_file = "secret.key"`).
+pub const TEST_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
 pub const BOB_PASSWORD: &str = "bob-password-22";
 
 /// A port nobody listens on right now.
@@ -43,7 +46,8 @@ pub fn users_toml() -> String {
     format!(
         "[alice]\npassword = \"{a}\"\nname = \"Alice Example\"\nemail = \"alice@example.com\"\ngroups = [\"staff\", \"admins\"]\n\n\
          [bob]\npassword = \"{b}\"\nname = \"Bob\"\ngroups = []\n\n\
-         [carol]\npassword = \"{b}\"\ndisabled = true\n"
+         [carol]\npassword = \"{b}\"\ndisabled = true\n\n\
+         [dave]\npassword = \"{b}\"\ngroups = [\"kiosk\"]\n"
     )
 }
 
@@ -71,6 +75,10 @@ impl Gateway {
     /// Starts `gatehouse run` on `config_text` (with `@LISTEN@` filled in)
     /// and waits until it accepts connections.
     pub fn start(config_text: &str) -> Gateway {
+        Self::start_with_users(config_text, &users_toml())
+    }
+
+    pub fn start_with_users(config_text: &str, users: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config_path = dir.path().join("gatehouse.toml");
@@ -79,7 +87,8 @@ impl Gateway {
             config_text.replace("@LISTEN@", &addr.to_string()),
         )
         .unwrap();
-        std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
+        std::fs::write(dir.path().join("users.toml"), users).unwrap();
+        std::fs::write(dir.path().join("secret.key"), TEST_SECRET).unwrap();
         let log = std::fs::File::create(dir.path().join("gatehouse.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .arg("run")
@@ -116,6 +125,29 @@ impl Gateway {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGHUP and waits until the gateway logs the outcome.
+    pub fn reload(&self) -> String {
+        let before = self.log().matches("config_reload").count();
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.matches("config_reload").count() > before {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "no reload logged:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Everything the gateway has logged so far.

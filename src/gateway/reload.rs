@@ -1,0 +1,75 @@
+//! What a reload changed, in one readable line for the log. Pure.
+
+use super::state::Snapshot;
+
+/// Human summary of the differences; empty when nothing changed.
+pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
+    let (a, b) = (&old.settings, &new.settings);
+    let mut out = Vec::new();
+    if a.routes.len() != b.routes.len()
+        || a.routes.iter().zip(&b.routes).any(|(x, y)| {
+            (&x.host, &x.path_prefix, &x.upstreams, x.access, &x.groups)
+                != (&y.host, &y.path_prefix, &y.upstreams, y.access, &y.groups)
+        })
+    {
+        out.push(format!("routes ({} → {})", a.routes.len(), b.routes.len()));
+    }
+    let (sa, sb) = (&a.session, &b.session);
+    for (name, x, y) in [
+        ("idle_timeout", sa.idle_timeout, sb.idle_timeout),
+        ("absolute_timeout", sa.absolute_timeout, sb.absolute_timeout),
+    ] {
+        if x != y {
+            out.push(format!(
+                "session.{name} ({} → {})",
+                humantime::format_duration(x),
+                humantime::format_duration(y)
+            ));
+        }
+    }
+    if sa.max_devices != sb.max_devices || sa.on_device_limit != sb.on_device_limit {
+        out.push(format!(
+            "device limit ({} {} → {} {})",
+            sa.max_devices,
+            sa.on_device_limit.as_str(),
+            sb.max_devices,
+            sb.on_device_limit.as_str()
+        ));
+    }
+    if sa.groups != sb.groups {
+        out.push("session.groups".into());
+    }
+    let (ua, ub) = (&old.users, &new.users);
+    let added = ub.iter().filter(|u| ua.get(&u.username).is_none()).count();
+    let removed = ua.iter().filter(|u| ub.get(&u.username).is_none()).count();
+    let changed = ub
+        .iter()
+        .filter(|u| ua.get(&u.username).is_some_and(|o| **o != ***u))
+        .count();
+    if added + removed + changed > 0 {
+        out.push(format!("users (+{added} -{removed} ~{changed})"));
+    }
+    out
+}
+
+/// Settings that only a restart can change; returns the ones that differ.
+pub fn needs_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
+    let (a, b) = (&old.settings, &new.settings);
+    let mut out = Vec::new();
+    if a.server.listen != b.server.listen {
+        out.push("server.listen");
+    }
+    if a.server.threads != b.server.threads {
+        out.push("server.threads");
+    }
+    if a.session.store != b.session.store {
+        out.push("session.store");
+    }
+    if a.server.secret_file != b.server.secret_file {
+        out.push("server.secret_file");
+    }
+    if a.login.max_concurrent_hashes != b.login.max_concurrent_hashes {
+        out.push("login.max_concurrent_hashes");
+    }
+    out
+}
