@@ -68,6 +68,7 @@ fn unlimited(clock: &SystemClock) -> DeviceLimit {
                 idle_timeout: std::time::Duration::from_secs(60),
                 absolute_timeout: std::time::Duration::from_secs(60),
             },
+            marks: gatehouse::session::Watermarks::default(),
             password_fingerprint: [0; 8],
         },
         end_first: None,

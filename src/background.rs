@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::gateway::reload::{describe_changes, needs_restart};
 use crate::gateway::state::Shared;
+use crate::metrics::{Invalidation, METRICS};
 
 /// Re-reads the config and users file on SIGHUP; swaps them in if valid,
 /// keeps serving the old ones (and says why) if not.
@@ -55,12 +56,15 @@ impl BackgroundService for Reloader {
                 _ = hup.recv() => {
                     match self.reload().await {
                         Ok(changes) if changes.is_empty() => {
+                            METRICS.reload(true);
                             tracing::info!(target: "gatehouse::audit", event = "config_reload", ok = true, "config reloaded: no changes");
                         }
                         Ok(changes) => {
+                            METRICS.reload(true);
                             tracing::info!(target: "gatehouse::audit", event = "config_reload", ok = true, "config reloaded: {}", changes.join(", "));
                         }
                         Err(e) => {
+                            METRICS.reload(false);
                             tracing::error!(target: "gatehouse::audit", event = "config_reload", ok = false, "config reload failed, still serving the previous config: {e}");
                         }
                     }
@@ -95,6 +99,62 @@ impl BackgroundService for Sweeper {
                 }
                 _ = shutdown.changed() => return,
             }
+        }
+    }
+}
+
+/// Logs each scheduled invalidation when it fires, with the sessions it
+/// ended. Enforcement does not depend on this task: requests evaluate the
+/// schedule themselves.
+pub struct ScheduleWatch {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for ScheduleWatch {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let snap = self.shared.snapshot.load_full();
+            let now = self.shared.clock.now();
+            let next = snap
+                .settings
+                .schedules
+                .iter()
+                .filter_map(|s| s.next_fire(now).map(|t| (t, Arc::clone(s))))
+                .min_by_key(|(t, _)| *t);
+            // Re-read the schedules at least hourly, so a reload takes effect.
+            let wait = next.as_ref().map_or(Duration::from_secs(3600), |(t, _)| {
+                t.since(now).min(Duration::from_secs(3600))
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            let Some((at, schedule)) = next else { continue };
+            if self.shared.clock.now() < at {
+                continue;
+            }
+            let ended = match self.shared.store.list_all(usize::MAX).await {
+                Ok(all) => all
+                    .iter()
+                    .filter(|(_, r)| {
+                        r.ended.is_none() && r.created_at < at && !schedule.exempts(&r.groups)
+                    })
+                    .count(),
+                Err(e) => {
+                    tracing::warn!("scheduled invalidation: cannot count sessions: {e}");
+                    0
+                }
+            };
+            METRICS.invalidation(Invalidation::Scheduled);
+            tracing::warn!(
+                target: "gatehouse::audit",
+                event = "scheduled_invalidation",
+                cron = %schedule.cron_text,
+                timezone = %schedule.timezone_name,
+                count = ended,
+                "security: scheduled invalidation: {ended} sessions ended"
+            );
         }
     }
 }

@@ -5,12 +5,14 @@
 //! logic (policy, parsing, validation) lives apart from the Pingora glue in
 //! `gateway/` so it can be tested without sockets.
 
+pub mod admin;
 pub mod auth;
 pub mod background;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod metrics;
 pub mod server;
 pub mod session;
 pub mod ui;

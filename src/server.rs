@@ -1,21 +1,26 @@
-//! Assembling and running the Pingora server: the proxy service on the
-//! configured listeners, plus any extra services (the demo app).
+//! Assembling and running the Pingora server: the store prepared before any
+//! listener opens (restart invalidation or a snapshot restored), the proxy
+//! service, the admin listener, background services, and the snapshot saved
+//! after a graceful stop.
 
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
-use std::path::Path;
-use std::sync::Arc;
-
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::AdminApp;
 use crate::auth::{password, UserDb};
-use crate::background::{Reloader, Sweeper};
-use crate::clock::SystemClock;
+use crate::background::{Reloader, ScheduleWatch, Sweeper};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{self, ConfigErrors};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::Gateway;
-use crate::session::store::MemoryStore;
+use crate::metrics::{Invalidation, METRICS};
+use crate::session::store::{MemoryStore, SessionStore};
+use crate::session::EndReason;
 
 /// Pingora's own process flags, kept on `gatehouse run`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -32,7 +37,7 @@ pub fn load_snapshot(config_path: &Path) -> Result<Snapshot, ConfigErrors> {
     Ok(Snapshot::new(settings, users))
 }
 
-/// Runs the gateway for a config file; returns only on a start-up error.
+/// Runs the gateway for a config file until it is stopped.
 pub fn run(config_path: &Path, flags: ProcessFlags) -> Result<(), String> {
     let snapshot = load_snapshot(config_path).map_err(|e| e.to_string())?;
     let config_path = config_path.to_path_buf();
@@ -46,8 +51,45 @@ pub fn run(config_path: &Path, flags: ProcessFlags) -> Result<(), String> {
     })
 }
 
+fn snapshot_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("sessions.json")
+}
+
+/// Before any listener opens: with `invalidate_on_restart`, every earlier
+/// session is invalid from this instant; otherwise the snapshot of a
+/// planned restart is restored (a bad one is a warning, never a crash).
+fn prepare_store(
+    store: &MemoryStore,
+    snap: &Snapshot,
+    now: crate::clock::Timestamp,
+) -> Result<(), String> {
+    let state_file = snap.settings.server.state_dir.as_deref().map(snapshot_path);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    if snap.settings.session.invalidate_on_restart {
+        // Sessions a previous run saved are the ones this restart ends.
+        let saved = state_file.as_deref().map_or(0, |f| {
+            let n = store.load_snapshot(f).unwrap_or(0);
+            let _ = std::fs::remove_file(f);
+            n
+        });
+        rt.block_on(store.revoke_all(EndReason::Restart, now))
+            .map_err(|e| e.to_string())?;
+        METRICS.invalidation(Invalidation::Restart);
+        tracing::warn!(target: "gatehouse::audit", event = "restart_invalidation", count = saved, "security: restart invalidation: {saved} sessions ended");
+    } else if let Some(file) = state_file.filter(|f| f.exists()) {
+        match store.load_snapshot(&file) {
+            Ok(n) => tracing::info!("restored {n} sessions from {}", file.display()),
+            Err(e) => tracing::warn!("starting with no sessions: {e}"),
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+    Ok(())
+}
+
 /// Runs the gateway on `snapshot`; `extra` may add services (the demo app,
-/// the reloader).
+/// the reloader). Returns after a graceful stop.
 pub fn serve(
     snapshot: Snapshot,
     flags: ProcessFlags,
@@ -60,16 +102,18 @@ pub fn serve(
         None => None,
     };
     let listen = snapshot.settings.server.listen.clone();
+    let admin_listen = snapshot.settings.server.admin_listen;
     let threads = snapshot.settings.server.threads;
+    let keep_sessions = (!snapshot.settings.session.invalidate_on_restart)
+        .then(|| snapshot.settings.server.state_dir.clone())
+        .flatten();
     // Pay for the dummy hash now, not on the first unknown-user login.
     let _ = password::dummy_hash();
 
-    let shared = Shared::new(
-        snapshot,
-        Arc::new(MemoryStore::new()),
-        Arc::new(SystemClock),
-        secret,
-    )?;
+    let clock = Arc::new(SystemClock);
+    let store = Arc::new(MemoryStore::new());
+    prepare_store(&store, &snapshot, clock.now())?;
+    let shared = Arc::new(Shared::new(snapshot, store.clone(), clock, secret)?);
 
     let conf = ServerConf {
         threads,
@@ -88,7 +132,6 @@ pub fn serve(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let shared = Arc::new(shared);
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         Gateway::new(Arc::clone(&shared)),
@@ -98,20 +141,47 @@ pub fn serve(
         proxy.add_tcp(&addr.to_string());
     }
     server.add_service(proxy);
-    let sweeper = Sweeper {
-        shared: Arc::clone(&shared),
-        every: Duration::from_secs(60),
-    };
-    server.add_service(background_service("session sweep", sweeper));
+    if let Some(addr) = admin_listen {
+        let mut admin = Service::new(
+            "admin".to_string(),
+            AdminApp {
+                shared: Arc::clone(&shared),
+            },
+        );
+        admin.add_tcp(&addr.to_string());
+        server.add_service(admin);
+    }
+    server.add_service(background_service(
+        "session sweep",
+        Sweeper {
+            shared: Arc::clone(&shared),
+            every: Duration::from_secs(60),
+        },
+    ));
+    server.add_service(background_service(
+        "scheduled invalidation",
+        ScheduleWatch {
+            shared: Arc::clone(&shared),
+        },
+    ));
     extra(&mut server, shared)?;
 
     tracing::info!(
-        "gatehouse listening on {}",
+        "gatehouse listening on {}{}",
         listen
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        admin_listen.map_or_else(String::new, |a| format!("; admin on {a}"))
     );
-    server.run_forever()
+    server.run(RunArgs::default());
+
+    if let Some(dir) = keep_sessions {
+        match store.save_snapshot(&snapshot_path(&dir)) {
+            Ok(n) => tracing::info!("saved {n} sessions for the next start"),
+            Err(e) => tracing::error!("sessions not saved, the next start signs everyone out: {e}"),
+        }
+    }
+    Ok(())
 }

@@ -27,6 +27,7 @@ fn check(config_text: &str) -> (i32, String, String) {
 fn base() -> String {
     common::config("127.0.0.1:9".parse().unwrap(), "idle_timeout = \"30m\"\n")
         .replace("@LISTEN@", "127.0.0.1:8080")
+        .replace("@ADMIN@", "127.0.0.1:9091")
 }
 
 fn line_of(text: &str, needle: &str) -> usize {

@@ -73,7 +73,9 @@ async fn right_password_signs_in_and_the_app_learns_who() {
     }
     assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
     let id = b.session_cookie().unwrap().clone();
-    assert_eq!(id.len(), 43, "256-bit ID in base64url");
+    let (secret, issued) = id.split_once('.').expect("ID.issued");
+    assert_eq!(secret.len(), 43, "256-bit ID in base64url");
+    assert!(issued.parse::<u64>().is_ok(), "{id}");
 
     // the app's own cookie rides along; the gateway's never does
     b.cookies.insert("sessionid".into(), "app-cookie".into());
@@ -336,7 +338,9 @@ async fn idle_sessions_end_with_reason_idle() {
 async fn neither_password_nor_session_id_reaches_the_log() {
     let (_upstream, gw, mut b) = setup();
     b.login("alice", ALICE_PASSWORD, "/").await;
-    let id = b.session_cookie().unwrap().clone();
+    let cookie = b.session_cookie().unwrap().clone();
+    let id = cookie.split('.').next().unwrap().to_string();
+    assert_eq!(id.len(), 43);
     b.page("/somewhere").await;
     let token = b.page("/.gatehouse/logout").await.field("csrf_token");
     b.post_form("/.gatehouse/logout", &[("csrf_token", &token)])

@@ -268,7 +268,8 @@ async fn session_key_of(b: &mut Browser) -> String {
     let page = b.page("/.gatehouse/devices").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let id = b.session_cookie().unwrap();
-    let key = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+    let secret = id.split('.').next().unwrap();
+    let key = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
     let hex: String = key.as_ref().iter().map(|x| format!("{x:02x}")).collect();
     hex
 }

@@ -16,7 +16,7 @@ use gatehouse::session::store::{
     Admission, DeviceLimit, MemoryStore, OnFull, SessionStore, StoreError, UserSessions,
 };
 use gatehouse::session::{
-    EndReason, Liveness, SessionId, SessionKey, SessionPolicy, SessionRecord,
+    EndReason, Liveness, SessionId, SessionKey, SessionPolicy, SessionRecord, Watermarks,
 };
 
 #[derive(Default)]
@@ -74,6 +74,15 @@ impl SessionStore for CountingStore {
     async fn count(&self) -> Result<usize, StoreError> {
         self.inner.count().await
     }
+    async fn watermarks(&self) -> Result<Watermarks, StoreError> {
+        self.inner.watermarks().await
+    }
+    async fn revoke_all(&self, reason: EndReason, before: Timestamp) -> Result<usize, StoreError> {
+        self.inner.revoke_all(reason, before).await
+    }
+    async fn list_all(&self, limit: usize) -> Result<UserSessions, StoreError> {
+        self.inner.list_all(limit).await
+    }
 }
 
 /// 1,000 authenticated requests, `step` apart; returns the store writes.
@@ -122,6 +131,7 @@ async fn writes_for_1000_requests(idle: Duration, step: Duration) -> usize {
                 idle_timeout: idle,
                 absolute_timeout: Duration::from_secs(86_400),
             },
+            marks: Watermarks::default(),
             password_fingerprint: fingerprint,
         },
         end_first: None,

@@ -15,6 +15,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub session: SessionSection,
     #[serde(default)]
+    pub invalidation: InvalidationSection,
+    #[serde(default)]
     pub identity: IdentitySection,
     #[serde(default)]
     pub login: LoginSection,
@@ -31,6 +33,24 @@ pub struct ServerSection {
     pub secret_file: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub logout_paths: Option<Vec<String>>,
+    pub admin_listen: Option<String>,
+    pub admin_token_file: Option<String>,
+    pub state_dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidationSection {
+    #[serde(default)]
+    pub schedule: Vec<ScheduleSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    pub cron: String,
+    pub timezone: Option<String>,
+    pub exempt_groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +96,7 @@ pub struct SessionSection {
     pub absolute_timeout: Option<String>,
     pub max_devices: Option<u32>,
     pub on_device_limit: Option<String>,
+    pub invalidate_on_restart: Option<bool>,
     #[serde(default)]
     pub groups: std::collections::BTreeMap<String, GroupSection>,
 }

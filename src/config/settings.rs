@@ -15,6 +15,8 @@ pub struct Settings {
     pub routes: Vec<Route>,
     pub users_file: PathBuf,
     pub session: SessionSettings,
+    /// `[[invalidation.schedule]]` entries.
+    pub schedules: Vec<std::sync::Arc<crate::session::schedule::Schedule>>,
     pub identity: IdentitySettings,
     pub login: LoginSettings,
     pub ui: UiSettings,
@@ -30,6 +32,12 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Normalised paths of the app's own logout URLs.
     pub logout_paths: Vec<String>,
+    /// Health, readiness, metrics and the admin API; `None` when disabled.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token for the admin API, read from `admin_token_file`.
+    pub admin_token: Option<String>,
+    /// Where the memory store keeps its snapshot across planned restarts.
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +96,8 @@ pub struct SessionSettings {
     pub max_devices: u32,
     pub on_device_limit: OnDeviceLimit,
     pub groups: std::collections::BTreeMap<String, GroupOverride>,
+    /// Sessions created before the gateway started are invalid.
+    pub invalidate_on_restart: bool,
 }
 
 /// Header names as configured (their case is kept for the upstream).

@@ -9,6 +9,7 @@ use super::file::{FileConfig, RouteSection, Upstreams};
 use super::parse_duration;
 use super::settings::*;
 use crate::gateway::normalize::normalize_path;
+use crate::session::schedule::Schedule;
 
 const DEFAULT_PREFIX: &str = "/.gatehouse";
 
@@ -89,6 +90,28 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
     let server = validate_server(path, model.server, &root.key("server"), sink);
     let routes = validate_routes(model.routes, sink);
     let session = validate_session(model.session, &root.key("session"), sink);
+    if !session.invalidate_on_restart && server.state_dir.is_none() {
+        sink.push(
+            &root.key("session").key("invalidate_on_restart"),
+            "keeping sessions across restarts needs somewhere to keep them: set server.state_dir",
+        );
+    }
+    let mut schedules = Vec::new();
+    for (i, entry) in model.invalidation.schedule.into_iter().enumerate() {
+        let key = root.key("invalidation").key("schedule").index(i);
+        let tz = entry.timezone.unwrap_or_else(|| "UTC".into());
+        match Schedule::parse(&entry.cron, &tz, entry.exempt_groups.unwrap_or_default()) {
+            Ok(s) => schedules.push(std::sync::Arc::new(s)),
+            Err(msg) => {
+                let field = if msg.contains("time zone") {
+                    "timezone"
+                } else {
+                    "cron"
+                };
+                sink.push(&key.key(field), msg);
+            }
+        }
+    }
     let identity = validate_identity(model.identity, &root.key("identity"), sink);
 
     let key = root.key("login").key("max_concurrent_hashes");
@@ -110,6 +133,7 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         routes,
         users_file: relative_to(path, &model.users.file),
         session,
+        schedules,
         identity,
         login: LoginSettings {
             max_concurrent_hashes,
@@ -205,6 +229,48 @@ fn validate_server(
         }
     }
 
+    let admin_listen = match s.admin_listen.as_deref() {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
+        Some("") => None,
+        Some(a) => match a.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                sink.push(
+                    &key.key("admin_listen"),
+                    format!("expected an IP address and port like \"127.0.0.1:9091\" (or \"\" to disable), found {a:?}"),
+                );
+                None
+            }
+        },
+    };
+    let admin_token = s.admin_token_file.and_then(|f| {
+        let resolved = relative_to(path, &f);
+        match std::fs::read_to_string(&resolved) {
+            Ok(t) if t.trim().len() >= 16 => Some(t.trim().to_string()),
+            Ok(_) => {
+                sink.push(
+                    &key.key("admin_token_file"),
+                    "expected a token of at least 16 characters in the file",
+                );
+                None
+            }
+            Err(e) => {
+                sink.push(
+                    &key.key("admin_token_file"),
+                    format!("cannot read {}: {e}", resolved.display()),
+                );
+                None
+            }
+        }
+    });
+    if admin_listen.is_some_and(|a| !a.ip().is_loopback()) && admin_token.is_none() {
+        sink.push(
+            &key.key("admin_listen"),
+            "the admin API listens beyond this machine: set server.admin_token_file",
+        );
+    }
+    let state_dir = s.state_dir.map(|d| relative_to(path, &d));
+
     ServerSettings {
         listen,
         prefix,
@@ -212,6 +278,9 @@ fn validate_server(
         secret_file,
         trusted_proxies,
         logout_paths,
+        admin_listen,
+        admin_token,
+        state_dir,
     }
 }
 
@@ -365,6 +434,7 @@ fn validate_session(
         max_devices: s.max_devices.unwrap_or(0),
         on_device_limit,
         groups,
+        invalidate_on_restart: s.invalidate_on_restart.unwrap_or(true),
     }
 }
 

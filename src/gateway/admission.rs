@@ -14,6 +14,7 @@ use super::routing::{find_route, under_prefix};
 use super::state::{Shared, Snapshot};
 use super::RequestCtx;
 use crate::config::Access;
+use crate::metrics::METRICS;
 use crate::session::EndReason;
 
 /// `Ok(true)` when the gateway answered the request itself.
@@ -69,6 +70,7 @@ async fn decide(
     if under_prefix(prefix, &target.path) {
         let sub = target.path[prefix.len()..].to_string();
         ctx.target = Some(target);
+        ctx.own_page = true;
         return pages::serve(shared, snap, session, &sub).await.map(Some);
     }
 
@@ -100,6 +102,7 @@ async fn decide(
         Ok(auth) => auth,
         Err(e) => {
             tracing::error!("{e}");
+            METRICS.store_error();
             return Ok(Some(problem(
                 snap,
                 ctx.page_load,

@@ -7,9 +7,11 @@ use super::cookie;
 use super::identity_headers::Identity;
 use super::state::{Shared, Snapshot};
 use crate::auth::User;
+use crate::clock::Timestamp;
+use crate::metrics::METRICS;
 use crate::session::policy::{evaluate, UserState};
 use crate::session::store::StoreError;
-use crate::session::{EndReason, SessionId, SessionKey, SessionRecord, Verdict};
+use crate::session::{EndReason, SessionId, SessionKey, SessionRecord, Verdict, Watermarks};
 
 pub enum Auth {
     /// No session cookie.
@@ -62,27 +64,46 @@ pub fn cookie_header(req: &http::request::Parts) -> Option<String> {
     (!values.is_empty()).then(|| values.join("; "))
 }
 
-/// The session key named by the request's cookie, if it has the right shape.
-pub fn session_key(snap: &Snapshot, cookies: Option<&str>) -> Option<Option<SessionKey>> {
+/// What the session cookie names: a key (if the value has the shape of
+/// an ID) and when it was issued (if it says).
+pub struct CookieSession {
+    pub key: Option<SessionKey>,
+    pub issued: Option<Timestamp>,
+}
+
+/// `None` when the request carries no session cookie at all.
+pub fn read_cookie(snap: &Snapshot, cookies: Option<&str>) -> Option<CookieSession> {
     let value = cookie::find(cookies?, snap.settings.session.cookie_name())?;
-    Some(SessionId::parse(value).map(|id| id.key()))
+    Some(match SessionId::parse_cookie(value) {
+        Some((id, issued)) => CookieSession {
+            key: Some(id.key()),
+            issued,
+        },
+        None => CookieSession {
+            key: None,
+            issued: None,
+        },
+    })
 }
 
 /// `touch` controls whether `last_seen` may be written (status polls and
-/// assets must not keep a session alive).
+/// own pages must not keep a session alive).
 pub async fn authenticate(
     shared: &Shared,
     snap: &Snapshot,
     cookies: Option<&str>,
     touch: bool,
 ) -> Result<Auth, StoreError> {
-    let key = match session_key(snap, cookies) {
-        None => return Ok(Auth::Anonymous),
-        Some(None) => return Ok(Auth::Unknown),
-        Some(Some(key)) => key,
+    let Some(cookie) = read_cookie(snap, cookies) else {
+        return Ok(Auth::Anonymous);
     };
-    let Some(record) = shared.store.get(&key).await? else {
+    let Some(key) = cookie.key else {
         return Ok(Auth::Unknown);
+    };
+    let now = shared.clock.now();
+    let global = shared.store.watermarks().await?;
+    let Some(record) = shared.store.get(&key).await? else {
+        return Ok(unknown(shared, snap, global, cookie.issued, now));
     };
     let user = snap.users.get(&record.user);
     let state = match user {
@@ -92,9 +113,10 @@ pub async fn authenticate(
             password_fingerprint: u.password_fingerprint,
         },
     };
-    let now = shared.clock.now();
+    let groups = user.map_or(&record.groups, |u| &u.groups);
+    let marks = snap.marks_for(global, groups, now);
     let policy = snap.limits(&record.user).policy;
-    match (evaluate(&record, state, &policy, now), user) {
+    match (evaluate(&record, state, &policy, &marks, now), user) {
         (Verdict::Valid { touch: due }, Some(user)) => {
             if due && touch {
                 shared.store.touch(&key, now).await?;
@@ -119,6 +141,24 @@ pub async fn authenticate(
     }
 }
 
+/// A cookie whose session the store does not hold: if it was issued
+/// before something that signed everyone out, say so.
+fn unknown(
+    shared: &Shared,
+    snap: &Snapshot,
+    global: Watermarks,
+    issued: Option<Timestamp>,
+    now: Timestamp,
+) -> Auth {
+    let reason = issued.and_then(|t| {
+        if t < shared.started_at {
+            return Some(EndReason::Restart);
+        }
+        snap.marks_for(global, &[], now).reason(t)
+    });
+    reason.map_or(Auth::Unknown, Auth::Ended)
+}
+
 /// Ends a session the policy rejected, keeping a tombstone so that every
 /// request still carrying the cookie (parallel ones too) learns why.
 async fn mark_ended(
@@ -133,6 +173,7 @@ async fn mark_ended(
 }
 
 fn audit_ended(key: &SessionKey, user: &str, reason: EndReason) {
+    METRICS.session_ended(reason);
     tracing::info!(
         target: "gatehouse::audit",
         event = "session_ended",

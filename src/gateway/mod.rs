@@ -29,6 +29,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::metrics::{Outcome, METRICS};
 use identity_headers::Identity;
 use normalize::Target;
 use state::{Shared, Snapshot};
@@ -44,9 +45,28 @@ pub struct RequestCtx {
     /// Tell the browser to drop the session cookie with the app's response.
     pub clear_session_cookie: bool,
     pub page_load: bool,
+    /// The request was for one of the gateway's own pages.
+    pub own_page: bool,
     /// Status of the gateway's own answer, if it gave one.
     pub status: u16,
     pub started: Instant,
+}
+
+/// How a request ended, for the requests metric.
+fn outcome(ctx: &RequestCtx) -> Outcome {
+    if ctx.own_page {
+        return Outcome::OwnPage;
+    }
+    match ctx.status {
+        303 => Outcome::LoginRedirect,
+        401 => Outcome::Unauthorized,
+        403 => Outcome::Forbidden,
+        400 | 413 => Outcome::BadRequest,
+        404 => Outcome::NotFound,
+        503 => Outcome::StoreUnavailable,
+        502 | 504 => Outcome::UpstreamError,
+        _ => Outcome::Forwarded,
+    }
 }
 
 pub struct Gateway {
@@ -87,6 +107,7 @@ impl ProxyHttp for Gateway {
             user: None,
             clear_session_cookie: false,
             page_load: false,
+            own_page: false,
             status: 0,
             started: Instant::now(),
         }
@@ -161,6 +182,7 @@ impl ProxyHttp for Gateway {
             .response_written()
             .map_or(ctx.status, |r| r.status.as_u16());
         let path = ctx.target.as_ref().map_or("-", |t| t.path.as_str());
+        METRICS.request(outcome(ctx));
         tracing::info!(
             target: "gatehouse::access",
             method = %session.req_header().method,

@@ -10,6 +10,7 @@ use super::state::{Shared, Snapshot};
 use super::{client_ip, respond::Reply};
 use crate::auth::User;
 use crate::config::OnDeviceLimit;
+use crate::metrics::{Login, METRICS};
 use crate::session::store::{Admission, DeviceLimit, OnFull, StoreError, UserSessions};
 use crate::session::{Liveness, SessionId, SessionKey, SessionRecord};
 
@@ -56,6 +57,7 @@ pub async fn sign_in(
         groups: user.groups.clone(),
         ended: None,
     };
+    let global = shared.store.watermarks().await?;
     let on_full = match snap.settings.session.on_device_limit {
         OnDeviceLimit::EvictOldest => OnFull::EvictLeastRecent,
         OnDeviceLimit::Reject | OnDeviceLimit::Ask => OnFull::Refuse,
@@ -66,6 +68,7 @@ pub async fn sign_in(
         liveness: Liveness {
             now,
             policy: limits.policy,
+            marks: snap.marks_for(global, &user.groups, now),
             password_fingerprint: user.password_fingerprint,
         },
         end_first,
@@ -83,11 +86,12 @@ pub async fn sign_in(
                     "session evicted by a new login"
                 );
             }
+            METRICS.login(Login::Ok);
             tracing::info!(target: "gatehouse::audit", event = "login_ok", user = ?user.username, session = %key, "login ok");
             let s = &snap.settings.session;
             let set_cookie = cookie::set(
                 s.cookie_name(),
-                id.as_cookie_value(),
+                &id.cookie_value(now),
                 s.cookie_secure,
                 Some(limits.policy.absolute_timeout),
             );

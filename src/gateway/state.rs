@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use super::signing::Signer;
 use crate::auth::{PasswordVerifier, UserDb};
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
 use crate::config::Settings;
 use crate::session::policy::limits_for;
+use crate::session::schedule::scheduled_watermark;
 use crate::session::store::SessionStore;
+use crate::session::Watermarks;
 use crate::session::{SessionPolicy, UserLimits};
 use std::collections::HashMap;
 
@@ -48,6 +50,14 @@ impl Snapshot {
             .unwrap_or_else(|| limits_for(&self.settings.session, &[], None))
     }
 
+    /// The global watermarks plus the schedules that apply to `groups`.
+    pub fn marks_for(&self, global: Watermarks, groups: &[String], now: Timestamp) -> Watermarks {
+        Watermarks {
+            scheduled: scheduled_watermark(&self.settings.schedules, groups, now),
+            ..global
+        }
+    }
+
     /// The most generous policy any user has: what is dead under it is dead
     /// for everyone (used by the background sweep).
     pub fn most_generous(&self) -> SessionPolicy {
@@ -65,6 +75,9 @@ pub struct Shared {
     pub verifier: PasswordVerifier,
     pub signer: Signer,
     pub rng: SystemRandom,
+    /// When this process started: cookies issued before it whose session is
+    /// gone were lost to a restart.
+    pub started_at: Timestamp,
     /// Serialises changes to the users file made through the gateway.
     pub users_file_lock: tokio::sync::Mutex<()>,
     next_upstream: AtomicUsize,
@@ -91,6 +104,7 @@ impl Shared {
         };
         Ok(Shared {
             verifier: PasswordVerifier::new(snapshot.settings.login.max_concurrent_hashes),
+            started_at: clock.now(),
             snapshot: ArcSwap::from_pointee(snapshot),
             store,
             clock,

@@ -7,6 +7,8 @@ use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::fmt;
 
+use crate::clock::Timestamp;
+
 const ID_BYTES: usize = 32;
 /// Length of 32 bytes in unpadded base64url.
 const ID_CHARS: usize = 43;
@@ -30,8 +32,25 @@ impl SessionId {
         ok.then(|| SessionId(value.to_string()))
     }
 
+    /// The bare ID (also accepted as a cookie value).
     pub fn as_cookie_value(&self) -> &str {
         &self.0
+    }
+
+    /// The cookie value: the ID and when it was issued. The time is not a
+    /// secret and grants nothing; it lets the gateway tell the holder of a
+    /// cookie it no longer knows why (for instance, a restart).
+    pub fn cookie_value(&self, issued: Timestamp) -> String {
+        format!("{}.{}", self.0, issued.as_millis())
+    }
+
+    /// Reads `ID` or `ID.issued`; `None` if the ID is malformed.
+    pub fn parse_cookie(value: &str) -> Option<(SessionId, Option<Timestamp>)> {
+        let (id, issued) = match value.split_once('.') {
+            Some((id, t)) => (id, t.parse().ok().map(Timestamp::from_millis)),
+            None => (value, None),
+        };
+        Some((SessionId::parse(id)?, issued))
     }
 
     pub fn key(&self) -> SessionKey {
@@ -95,6 +114,25 @@ mod tests {
         let again = SessionId::parse(a.as_cookie_value()).unwrap();
         assert_eq!(again.key(), a.key());
         assert_ne!(a.key(), b.key());
+    }
+
+    #[test]
+    fn cookies_carry_the_issue_time() {
+        let id = SessionId::generate(&SystemRandom::new()).unwrap();
+        let value = id.cookie_value(Timestamp::from_millis(1234));
+        let (back, issued) = SessionId::parse_cookie(&value).unwrap();
+        assert_eq!(back.key(), id.key());
+        assert_eq!(issued, Some(Timestamp::from_millis(1234)));
+        let (bare, none) = SessionId::parse_cookie(id.as_cookie_value()).unwrap();
+        assert_eq!(bare.key(), id.key());
+        assert_eq!(none, None);
+        assert!(SessionId::parse_cookie("short.123").is_none());
+        assert_eq!(
+            SessionId::parse_cookie(&format!("{}.x", id.as_cookie_value()))
+                .unwrap()
+                .1,
+            None
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 pub mod id;
 pub mod policy;
 pub mod record;
+pub mod schedule;
 pub mod store;
 
 pub use id::{SessionId, SessionKey};
-pub use policy::{EndReason, Liveness, SessionPolicy, UserLimits, Verdict};
+pub use policy::{EndReason, Liveness, SessionPolicy, UserLimits, Verdict, Watermarks};
 pub use record::SessionRecord;

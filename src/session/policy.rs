@@ -60,11 +60,39 @@ pub fn limits_for(
     limits
 }
 
+/// Sessions created before these instants are invalid. Moving a
+/// watermark is how everyone is signed out at once: O(1), no row deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Watermarks {
+    /// Start of the gateway, with `invalidate_on_restart`.
+    pub restart: Timestamp,
+    /// An administrator's revoke-all.
+    pub revoked: Timestamp,
+    /// The latest scheduled fire that applies to the user.
+    pub scheduled: Option<Timestamp>,
+}
+
+impl Watermarks {
+    /// Why a session created at `created` is invalid under these marks.
+    pub fn reason(&self, created: Timestamp) -> Option<EndReason> {
+        if created < self.restart {
+            Some(EndReason::Restart)
+        } else if created < self.revoked {
+            Some(EndReason::Revoked)
+        } else if self.scheduled.is_some_and(|s| created < s) {
+            Some(EndReason::Scheduled)
+        } else {
+            None
+        }
+    }
+}
+
 /// Whether a stored session still counts against its user's device limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Liveness {
     pub now: Timestamp,
     pub policy: SessionPolicy,
+    pub marks: Watermarks,
     pub password_fingerprint: [u8; 8],
 }
 
@@ -73,15 +101,14 @@ impl Liveness {
         let user = UserState::Active {
             password_fingerprint: self.password_fingerprint,
         };
-        matches!(
-            evaluate(record, user, &self.policy, self.now),
-            Verdict::Valid { .. }
-        )
+        let verdict = evaluate(record, user, &self.policy, &self.marks, self.now);
+        matches!(verdict, Verdict::Valid { .. })
     }
 }
 
 /// Why a session ended; shown to the user on the login page as `reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EndReason {
     Idle,
     Expired,
@@ -166,6 +193,7 @@ pub fn evaluate(
     record: &SessionRecord,
     user: UserState,
     policy: &SessionPolicy,
+    marks: &Watermarks,
     now: Timestamp,
 ) -> Verdict {
     if let Some(reason) = record.ended {
@@ -179,6 +207,9 @@ pub fn evaluate(
             return Verdict::Ended(EndReason::Password)
         }
         UserState::Active { .. } => {}
+    }
+    if let Some(reason) = marks.reason(record.created_at) {
+        return Verdict::Ended(reason);
     }
     if now.since(record.created_at) >= policy.absolute_timeout {
         return Verdict::Ended(EndReason::Expired);
@@ -199,6 +230,11 @@ mod tests {
     const FP: [u8; 8] = [1; 8];
     const ACTIVE: UserState = UserState::Active {
         password_fingerprint: FP,
+    };
+    const NO_MARKS: Watermarks = Watermarks {
+        restart: Timestamp::from_millis(0),
+        revoked: Timestamp::from_millis(0),
+        scheduled: None,
     };
 
     fn policy() -> SessionPolicy {
@@ -229,15 +265,15 @@ mod tests {
     fn idle_timeout_boundary() {
         let r = record(0, 50_000);
         assert_eq!(
-            evaluate(&r, ACTIVE, &policy(), at(149_999)),
+            evaluate(&r, ACTIVE, &policy(), &NO_MARKS, at(149_999)),
             Verdict::Valid { touch: true }
         );
         assert_eq!(
-            evaluate(&r, ACTIVE, &policy(), at(150_000)),
+            evaluate(&r, ACTIVE, &policy(), &NO_MARKS, at(150_000)),
             Verdict::Ended(EndReason::Idle)
         );
         assert_eq!(
-            evaluate(&r, ACTIVE, &policy(), at(150_001)),
+            evaluate(&r, ACTIVE, &policy(), &NO_MARKS, at(150_001)),
             Verdict::Ended(EndReason::Idle)
         );
     }
@@ -246,15 +282,15 @@ mod tests {
     fn absolute_timeout_boundary_wins_over_activity() {
         let r = record(0, 999_000);
         assert!(matches!(
-            evaluate(&r, ACTIVE, &policy(), at(999_999)),
+            evaluate(&r, ACTIVE, &policy(), &NO_MARKS, at(999_999)),
             Verdict::Valid { .. }
         ));
         assert_eq!(
-            evaluate(&r, ACTIVE, &policy(), at(1_000_000)),
+            evaluate(&r, ACTIVE, &policy(), &NO_MARKS, at(1_000_000)),
             Verdict::Ended(EndReason::Expired)
         );
         assert_eq!(
-            evaluate(&r, ACTIVE, &policy(), at(1_000_001)),
+            evaluate(&r, ACTIVE, &policy(), &NO_MARKS, at(1_000_001)),
             Verdict::Ended(EndReason::Expired)
         );
     }
@@ -264,11 +300,11 @@ mod tests {
         // idle 100 s → touch at most every 10 s
         let r = record(0, 10_000);
         assert_eq!(
-            evaluate(&r, ACTIVE, &policy(), at(19_999)),
+            evaluate(&r, ACTIVE, &policy(), &NO_MARKS, at(19_999)),
             Verdict::Valid { touch: false }
         );
         assert_eq!(
-            evaluate(&r, ACTIVE, &policy(), at(20_000)),
+            evaluate(&r, ACTIVE, &policy(), &NO_MARKS, at(20_000)),
             Verdict::Valid { touch: true }
         );
         assert_eq!(
@@ -285,19 +321,64 @@ mod tests {
     fn user_changes_end_the_session() {
         let r = record(0, 0);
         assert_eq!(
-            evaluate(&r, UserState::Missing, &policy(), at(1)),
+            evaluate(&r, UserState::Missing, &policy(), &NO_MARKS, at(1)),
             Verdict::Ended(EndReason::Revoked)
         );
         assert_eq!(
-            evaluate(&r, UserState::Disabled, &policy(), at(1)),
+            evaluate(&r, UserState::Disabled, &policy(), &NO_MARKS, at(1)),
             Verdict::Ended(EndReason::Revoked)
         );
         let changed = UserState::Active {
             password_fingerprint: [2; 8],
         };
         assert_eq!(
-            evaluate(&r, changed, &policy(), at(1)),
+            evaluate(&r, changed, &policy(), &NO_MARKS, at(1)),
             Verdict::Ended(EndReason::Password)
+        );
+    }
+
+    #[test]
+    fn watermark_boundaries() {
+        let r = record(5_000, 5_000);
+        let marks = |restart, revoked, scheduled: Option<u64>| Watermarks {
+            restart: at(restart),
+            revoked: at(revoked),
+            scheduled: scheduled.map(at),
+        };
+        let check = |m: Watermarks| evaluate(&r, ACTIVE, &policy(), &m, at(6_000));
+        // created at 5_000: a watermark at 5_000 keeps it, 5_001 ends it
+        assert!(matches!(
+            check(marks(5_000, 0, None)),
+            Verdict::Valid { .. }
+        ));
+        assert_eq!(
+            check(marks(5_001, 0, None)),
+            Verdict::Ended(EndReason::Restart)
+        );
+        assert!(matches!(
+            check(marks(0, 5_000, None)),
+            Verdict::Valid { .. }
+        ));
+        assert_eq!(
+            check(marks(0, 5_001, None)),
+            Verdict::Ended(EndReason::Revoked)
+        );
+        assert!(matches!(
+            check(marks(0, 0, Some(4_999))),
+            Verdict::Valid { .. }
+        ));
+        assert!(matches!(
+            check(marks(0, 0, Some(5_000))),
+            Verdict::Valid { .. }
+        ));
+        assert_eq!(
+            check(marks(0, 0, Some(5_001))),
+            Verdict::Ended(EndReason::Scheduled)
+        );
+        // the first cause in time order is the one reported
+        assert_eq!(
+            check(marks(9_000, 9_000, Some(9_000))),
+            Verdict::Ended(EndReason::Restart)
         );
     }
 
@@ -306,12 +387,13 @@ mod tests {
         let mut r = record(0, 0);
         r.ended = Some(EndReason::Evicted);
         assert_eq!(
-            evaluate(&r, ACTIVE, &policy(), at(1)),
+            evaluate(&r, ACTIVE, &policy(), &NO_MARKS, at(1)),
             Verdict::Ended(EndReason::Evicted)
         );
         let live = Liveness {
             now: at(1),
             policy: policy(),
+            marks: NO_MARKS,
             password_fingerprint: FP,
         };
         assert!(!live.is_live(&r));
@@ -350,6 +432,7 @@ mod tests {
             max_devices: 3,
             on_device_limit: OnDeviceLimit::Reject,
             groups,
+            invalidate_on_restart: true,
         }
     }
 

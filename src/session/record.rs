@@ -1,8 +1,10 @@
 //! What the store keeps about a session.
 
+use serde::{Deserialize, Serialize};
+
 use crate::clock::Timestamp;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub user: String,
     pub created_at: Timestamp,

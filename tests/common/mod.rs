@@ -55,7 +55,7 @@ pub fn users_toml() -> String {
 /// `@UPSTREAM@` in `extra` is replaced too.
 pub fn config(upstream: SocketAddr, extra: &str) -> String {
     format!(
-        "[server]\nlisten = [\"@LISTEN@\"]\nthreads = 1\nlogout_paths = [\"/accounts/logout/\"]\n\n\
+        "[server]\nlisten = [\"@LISTEN@\"]\nadmin_listen = \"@ADMIN@\"\nthreads = 1\nlogout_paths = [\"/accounts/logout/\"]\n\n\
          [[route]]\npath_prefix = \"/static/\"\nupstream = \"{upstream}\"\naccess = \"public\"\n\n\
          [[route]]\npath_prefix = \"/admin/\"\nupstream = \"{upstream}\"\naccess = \"login\"\ngroups = [\"admins\"]\n\n\
          [[route]]\npath_prefix = \"/\"\nupstream = \"{upstream}\"\naccess = \"login\"\n\n\
@@ -67,6 +67,7 @@ pub fn config(upstream: SocketAddr, extra: &str) -> String {
 
 pub struct Gateway {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -81,12 +82,12 @@ impl Gateway {
     pub fn start_with_users(config_text: &str, users: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config_path = dir.path().join("gatehouse.toml");
-        std::fs::write(
-            &config_path,
-            config_text.replace("@LISTEN@", &addr.to_string()),
-        )
-        .unwrap();
+        let text = config_text
+            .replace("@LISTEN@", &addr.to_string())
+            .replace("@ADMIN@", &admin.to_string());
+        std::fs::write(&config_path, text).unwrap();
         std::fs::write(dir.path().join("users.toml"), users).unwrap();
         std::fs::write(dir.path().join("secret.key"), TEST_SECRET).unwrap();
         let log = std::fs::File::create(dir.path().join("gatehouse.log")).unwrap();
@@ -100,7 +101,12 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut gw = Gateway { addr, child, dir };
+        let mut gw = Gateway {
+            addr,
+            admin,
+            child,
+            dir,
+        };
         gw.wait_ready();
         gw
     }
@@ -108,7 +114,7 @@ impl Gateway {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if TcpStream::connect(self.addr).is_ok() {
+            if TcpStream::connect(self.addr).is_ok() && TcpStream::connect(self.admin).is_ok() {
                 return;
             }
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -14,12 +14,13 @@ use super::form::{read_form, FormBody};
 use super::{device_items, message_page, too_large, ItemControl, Reply};
 use crate::auth::User;
 use crate::config::OnDeviceLimit;
-use crate::gateway::authenticate::{cookie_header, session_key};
+use crate::gateway::authenticate::{cookie_header, read_cookie};
 use crate::gateway::cookie;
 use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::safe_redirect;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
+use crate::metrics::{Login, METRICS};
 use crate::session::store::UserSessions;
 use crate::session::{EndReason, SessionKey};
 use crate::ui::{self, Slot};
@@ -158,6 +159,7 @@ pub async fn submit(
         .verify(stored, field("password").to_string())
         .await;
     let Some(user) = user.filter(|_| ok) else {
+        METRICS.login(Login::Failed);
         tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?username, "login failed");
         return Ok(login_page(
             shared,
@@ -171,7 +173,7 @@ pub async fn submit(
 
     // A new ID on every login; the session this browser had is ended.
     let cookies = cookie_header(session.req_header());
-    if let Some(Some(old)) = session_key(snap, cookies.as_deref()) {
+    if let Some(old) = read_cookie(snap, cookies.as_deref()).and_then(|c| c.key) {
         if let Err(e) = shared.store.remove(&old).await {
             tracing::warn!("could not end the previous session {old}: {e}");
         }
@@ -197,6 +199,7 @@ async fn finish(
         Ok(SignIn::Done { set_cookie, .. }) => return Ok(signed_in(rd, set_cookie)),
         Ok(SignIn::Full { live }) => live,
     };
+    METRICS.login(Login::RefusedDeviceLimit);
     tracing::info!(
         target: "gatehouse::audit",
         event = "login_refused",
@@ -335,6 +338,7 @@ fn checked_nonce(
             set_cookie: None,
         }),
         _ => {
+            METRICS.login(Login::RefusedCsrf);
             tracing::info!(target: "gatehouse::audit", event = "login_refused", cause = "csrf", "login refused: bad CSRF token");
             Err(match fresh_nonce(shared, snap) {
                 Some(nonce) => login_page(

@@ -7,14 +7,17 @@
 
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Admission, DeviceLimit, OnFull, SessionStore, StoreError, UserSessions};
 use crate::clock::Timestamp;
-use crate::session::{EndReason, SessionKey, SessionRecord};
+use crate::session::{EndReason, SessionKey, SessionRecord, Watermarks};
 
 const SHARDS: usize = 64;
 
@@ -26,6 +29,8 @@ pub struct MemoryStore {
     users: Box<[UserShard]>,
     user_hasher: std::collections::hash_map::RandomState,
     nonces: Mutex<HashMap<String, Timestamp>>,
+    restart_mark: AtomicU64,
+    revoked_mark: AtomicU64,
 }
 
 impl Default for MemoryStore {
@@ -35,6 +40,8 @@ impl Default for MemoryStore {
             users: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             user_hasher: Default::default(),
             nonces: Mutex::new(HashMap::new()),
+            restart_mark: AtomicU64::new(0),
+            revoked_mark: AtomicU64::new(0),
         }
     }
 }
@@ -74,6 +81,86 @@ impl MemoryStore {
         let before = Arc::clone(rec);
         Arc::make_mut(rec).ended = Some(reason);
         Some(before)
+    }
+}
+
+/// The file a planned restart keeps sessions in.
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    version: u32,
+    restart_mark: u64,
+    revoked_mark: u64,
+    sessions: Vec<(String, SessionRecord)>,
+}
+
+impl MemoryStore {
+    /// Writes every record to `path` (mode 0600, atomically); returns how many.
+    pub fn save_snapshot(&self, path: &Path) -> Result<usize, String> {
+        let mut sessions = Vec::new();
+        for shard in self.sessions.iter() {
+            sessions.extend(
+                shard
+                    .read()
+                    .iter()
+                    .map(|(k, r)| (k.to_hex(), (**r).clone())),
+            );
+        }
+        let n = sessions.len();
+        let file = SnapshotFile {
+            version: 1,
+            restart_mark: self.restart_mark.load(Ordering::Acquire),
+            revoked_mark: self.revoked_mark.load(Ordering::Acquire),
+            sessions,
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut f = std::fs::OpenOptions::new();
+            f.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+            let mut f = f.open(&tmp)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(n)
+    }
+
+    /// Loads a snapshot written by `save_snapshot`; returns how many
+    /// sessions it held. The caller decides what a bad file means.
+    pub fn load_snapshot(&self, path: &Path) -> Result<usize, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file: SnapshotFile = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is not a session snapshot: {e}", path.display()))?;
+        if file.version != 1 {
+            return Err(format!(
+                "{}: unknown snapshot version {}",
+                path.display(),
+                file.version
+            ));
+        }
+        self.restart_mark
+            .fetch_max(file.restart_mark, Ordering::AcqRel);
+        self.revoked_mark
+            .fetch_max(file.revoked_mark, Ordering::AcqRel);
+        let n = file.sessions.len();
+        for (hex, record) in file.sessions {
+            let Some(key) = SessionKey::from_hex(&hex) else {
+                continue;
+            };
+            if record.ended.is_none() {
+                let mut index = self.user_shard(&record.user).lock();
+                index.entry(record.user.clone()).or_default().push(key);
+            }
+            self.shard(&key).write().insert(key, Arc::new(record));
+        }
+        Ok(n)
     }
 }
 
@@ -226,11 +313,108 @@ impl SessionStore for MemoryStore {
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.sessions.iter().map(|s| s.read().len()).sum())
     }
+
+    async fn watermarks(&self) -> Result<Watermarks, StoreError> {
+        Ok(Watermarks {
+            restart: Timestamp::from_millis(self.restart_mark.load(Ordering::Acquire)),
+            revoked: Timestamp::from_millis(self.revoked_mark.load(Ordering::Acquire)),
+            scheduled: None,
+        })
+    }
+
+    async fn revoke_all(&self, reason: EndReason, before: Timestamp) -> Result<usize, StoreError> {
+        let mark = match reason {
+            EndReason::Restart => &self.restart_mark,
+            _ => &self.revoked_mark,
+        };
+        mark.fetch_max(before.as_millis(), Ordering::AcqRel);
+        self.count().await
+    }
+
+    async fn list_all(&self, limit: usize) -> Result<UserSessions, StoreError> {
+        let mut all: UserSessions = Vec::new();
+        for shard in self.sessions.iter() {
+            all.extend(shard.read().iter().map(|(k, r)| (*k, Arc::clone(r))));
+        }
+        all.sort_by_key(|(_, r)| r.last_seen);
+        all.truncate(limit);
+        Ok(all)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn snapshots_round_trip_and_refuse_garbage() {
+        use crate::session::store::{DeviceLimit, OnFull};
+        use crate::session::{Liveness, SessionPolicy};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("sessions.json");
+        let store = MemoryStore::new();
+        let record = SessionRecord {
+            user: "alice".into(),
+            created_at: Timestamp::from_millis(10),
+            last_seen: Timestamp::from_millis(20),
+            client_ip: Some("10.1.2.3".parse().unwrap()),
+            user_agent: "ua".into(),
+            password_fingerprint: [1; 8],
+            groups: vec!["staff".into()],
+            ended: None,
+        };
+        let limit = DeviceLimit {
+            max: 0,
+            on_full: OnFull::Refuse,
+            liveness: Liveness {
+                now: Timestamp::from_millis(20),
+                policy: SessionPolicy {
+                    idle_timeout: Duration::from_secs(60),
+                    absolute_timeout: Duration::from_secs(60),
+                },
+                marks: Watermarks::default(),
+                password_fingerprint: [1; 8],
+            },
+            end_first: None,
+        };
+        store
+            .insert(SessionKey([5; 32]), record.clone(), limit)
+            .await
+            .unwrap();
+        store
+            .revoke_all(EndReason::Revoked, Timestamp::from_millis(5))
+            .await
+            .unwrap();
+        assert_eq!(store.save_snapshot(&path).unwrap(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let back = MemoryStore::new();
+        assert_eq!(back.load_snapshot(&path).unwrap(), 1);
+        assert_eq!(
+            *back.get(&SessionKey([5; 32])).await.unwrap().unwrap(),
+            record
+        );
+        assert_eq!(back.list_user("alice").await.unwrap().len(), 1);
+        assert_eq!(
+            back.watermarks().await.unwrap().revoked,
+            Timestamp::from_millis(5)
+        );
+
+        std::fs::write(&path, b"{ not json").unwrap();
+        assert!(MemoryStore::new()
+            .load_snapshot(&path)
+            .unwrap_err()
+            .contains("not a session snapshot"));
+        assert!(MemoryStore::new()
+            .load_snapshot(&dir.path().join("missing"))
+            .is_err());
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn passes_the_conformance_suite() {

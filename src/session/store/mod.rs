@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EndReason, Liveness, SessionKey, SessionRecord};
+use super::{EndReason, Liveness, SessionKey, SessionRecord, Watermarks};
 use crate::clock::Timestamp;
 
 pub use memory::MemoryStore;
@@ -99,6 +99,16 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<usize, StoreError>;
     /// Records held, for metrics and audit lines.
     async fn count(&self) -> Result<usize, StoreError>;
+    /// The global watermarks (restart, revoke-all); `scheduled` is unset
+    /// here: schedules are evaluated from configuration.
+    async fn watermarks(&self) -> Result<Watermarks, StoreError>;
+    /// Signs out every session created before `before`, by moving a
+    /// watermark (`Restart` or `Revoked`); never moves one back. Returns
+    /// the sessions held at the time, for the audit line.
+    async fn revoke_all(&self, reason: EndReason, before: Timestamp) -> Result<usize, StoreError>;
+    /// Every record held (for the admin API), least recently used first,
+    /// at most `limit`.
+    async fn list_all(&self, limit: usize) -> Result<UserSessions, StoreError>;
 }
 
 /// The behaviour every store must show, run against each implementation.
@@ -132,6 +142,7 @@ pub(crate) mod conformance {
                     idle_timeout: Duration::from_secs(100),
                     absolute_timeout: Duration::from_secs(1000),
                 },
+                marks: Watermarks::default(),
                 password_fingerprint: FP,
             },
             end_first: None,
@@ -154,6 +165,8 @@ pub(crate) mod conformance {
         dead_sessions_do_not_count(&*make()).await;
         nonces_are_single_use(&*make()).await;
         sweep_drops_only_dead_records(&*make()).await;
+        watermarks_only_move_forward(&*make()).await;
+        listing_everything(&*make()).await;
         parallel_inserts_respect_the_limit(make()).await;
     }
 
@@ -404,6 +417,72 @@ pub(crate) mod conformance {
         assert_eq!(n, 2);
         assert_eq!(store.count().await.unwrap(), 0);
         assert!(store.list_user("bob").await.unwrap().is_empty());
+    }
+
+    async fn watermarks_only_move_forward(store: &dyn SessionStore) {
+        assert_eq!(store.watermarks().await.unwrap(), Watermarks::default());
+        store
+            .insert(key(1), record("alice", 10), unlimited())
+            .await
+            .unwrap();
+        store
+            .insert(key(2), record("bob", 10), unlimited())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .revoke_all(EndReason::Revoked, Timestamp::from_millis(50))
+                .await
+                .unwrap(),
+            2
+        );
+        store
+            .revoke_all(EndReason::Restart, Timestamp::from_millis(40))
+            .await
+            .unwrap();
+        store
+            .revoke_all(EndReason::Revoked, Timestamp::from_millis(30))
+            .await
+            .unwrap();
+        let marks = store.watermarks().await.unwrap();
+        assert_eq!(
+            marks.revoked,
+            Timestamp::from_millis(50),
+            "never moves back"
+        );
+        assert_eq!(marks.restart, Timestamp::from_millis(40));
+        assert_eq!(marks.scheduled, None);
+        // revoked sessions no longer count against a device limit
+        let mut l = limit(1, OnFull::Refuse, 60);
+        l.liveness.marks = marks;
+        assert!(matches!(
+            store.insert(key(3), record("alice", 60), l).await.unwrap(),
+            Admission::Inserted { .. }
+        ));
+    }
+
+    async fn listing_everything(store: &dyn SessionStore) {
+        store
+            .insert(key(1), record("alice", 30), unlimited())
+            .await
+            .unwrap();
+        store
+            .insert(key(2), record("bob", 10), unlimited())
+            .await
+            .unwrap();
+        store
+            .insert(key(3), record("carol", 20), unlimited())
+            .await
+            .unwrap();
+        let users: Vec<_> = store
+            .list_all(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, r)| r.user.clone())
+            .collect();
+        assert_eq!(users, vec!["bob", "carol", "alice"]);
+        assert_eq!(store.list_all(2).await.unwrap().len(), 2);
     }
 
     async fn parallel_inserts_respect_the_limit(store: Arc<dyn SessionStore>) {

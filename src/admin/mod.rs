@@ -1,0 +1,45 @@
+//! The admin listener: `/health`, `/ready`, `/metrics`, and the session API
+//! (`/api/...`, bearer token when configured). Also the small HTTP client
+//! the `gatehouse sessions` commands use to reach it.
+
+pub mod api;
+pub mod client;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use std::sync::Arc;
+
+use crate::gateway::state::Shared;
+
+pub struct AdminApp {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, http: &mut ServerSession) -> http::Response<Vec<u8>> {
+        while let Ok(Some(_)) = http.read_request_body().await {}
+        let req = http.req_header();
+        let authorization = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let answer = api::handle(
+            &self.shared,
+            req.method.as_str(),
+            req.uri.path(),
+            req.uri.query().unwrap_or(""),
+            authorization.as_deref(),
+        )
+        .await;
+        http::Response::builder()
+            .status(answer.status)
+            .header("Content-Type", answer.content_type)
+            .header("Content-Length", answer.body.len())
+            .header("Cache-Control", "no-store")
+            .body(answer.body.into_bytes())
+            .unwrap_or_default()
+    }
+}
