@@ -21,6 +21,9 @@ pub struct Reloader {
 
 impl Reloader {
     pub async fn reload(&self) -> Result<Vec<String>, String> {
+        // A password change writes the users file and swaps it in under
+        // this lock; a reload must not interleave and bring back the old hash.
+        let _users_file = self.shared.users_file_lock.lock().await;
         let path = self.config_path.clone();
         let loaded = tokio::task::spawn_blocking(move || crate::server::load_snapshot(&path))
             .await

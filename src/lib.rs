@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod hex;
 pub mod metrics;
 pub mod server;
 pub mod session;

@@ -229,6 +229,25 @@ async fn the_apps_logout_link_ends_the_gateway_session_too() {
 }
 
 #[tokio::test]
+async fn a_logout_the_app_refuses_does_not_end_the_gateway_session() {
+    let (_upstream, _gw, mut b) = setup();
+    b.login("alice", ALICE_PASSWORD, "/").await;
+    // e.g. Django 5's LogoutView answers a cross-site GET with 405
+    let r = b.page("/accounts/logout/?status=405").await;
+    assert_eq!(r.status, 405);
+    assert!(!r.set_cookies().iter().any(|c| c.starts_with("gatehouse=")));
+    assert_eq!(b.page("/").await.status, 200, "still signed in");
+}
+
+#[tokio::test]
+async fn a_logout_link_without_a_session_does_not_wipe_the_sites_cookies() {
+    let (_upstream, _gw, mut b) = setup();
+    let r = b.page("/.gatehouse/logout").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("clear-site-data"), None);
+}
+
+#[tokio::test]
 async fn public_routes_need_no_login_but_dot_segments_cannot_reach_them() {
     let (upstream, gw, mut b) = setup();
     let r = b.page("/static/app.css").await;
@@ -236,6 +255,20 @@ async fn public_routes_need_no_login_but_dot_segments_cannot_reach_them() {
     assert_eq!(upstream.last().target, "/static/app.css");
     assert!(upstream.last().header("x-remote-user").is_none());
 
+    for encoded in [
+        "/static/..%2Fprivate",
+        "/static/..%2fprivate",
+        "/static/..%5Cprivate",
+    ] {
+        let resp = gw.raw(&format!(
+            "GET {encoded} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(
+            common::raw_status(&resp),
+            400,
+            "{encoded} must be refused:\n{resp}"
+        );
+    }
     for sneaky in [
         "/static/../private",
         "/static/%2e%2e/private",

@@ -6,7 +6,10 @@ mod common;
 
 use common::{config, raw_status, Browser, Gateway, Upstream, ALICE_PASSWORD};
 
-const SPOOFS: [(&str, &str); 9] = [
+const SPOOFS: [(&str, &str); 12] = [
+    ("X-Original-URL", "/admin/mallory"),
+    ("X_Rewrite_URL", "/admin/mallory"),
+    ("X-Real-IP", "6.6.6.6"),
     ("X-Remote-User", "mallory"),
     ("x-remote-user", "mallory"),
     ("X_Remote_User", "mallory"),
@@ -55,6 +58,17 @@ fn assert_no_spoof(seen: &common::upstream::Recorded) {
         seen.headers
     );
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert!(
+        seen.headers_like("x-original-url").is_empty(),
+        "{:?}",
+        seen.headers
+    );
+    assert!(
+        seen.headers_like("x-rewrite-url").is_empty(),
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.header_all("x-real-ip"), vec!["127.0.0.1"]);
 }
 
 #[tokio::test]
@@ -179,4 +193,40 @@ async fn upstream_down_gets_a_clear_502() {
     let r = b.login("alice", ALICE_PASSWORD, "/").await;
     assert_eq!(r.status, 303);
     assert_eq!(b.page("/").await.status, 502);
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_forwarding_lines_are_all_read() {
+    let upstream = Upstream::start();
+    let text = config(upstream.addr, "").replace(
+        "threads = 1\n",
+        "threads = 1\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
+    );
+    let gw = Gateway::start(&text);
+    // the client's own line first, then the proxy's: every line counts
+    let resp = gw.raw(
+        "GET /static/x HTTP/1.1\r\nHost: app\r\nX-Forwarded-For: 203.0.113.66\r\nX-Forwarded-For: 198.51.100.7\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(raw_status(&resp), 200, "{resp}");
+    let seen = upstream.last();
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("203.0.113.66, 198.51.100.7, 127.0.0.1")
+    );
+    assert_eq!(
+        seen.header("x-real-ip"),
+        Some("198.51.100.7"),
+        "the nearest untrusted hop"
+    );
+}
+
+#[tokio::test]
+async fn a_query_may_hold_a_url_after_login() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    let mut b = Browser::new(&gw.url("/"));
+    let r = b
+        .login("alice", ALICE_PASSWORD, "/search?u=https://example.org/a")
+        .await;
+    assert_eq!(r.location(), "/search?u=https://example.org/a");
 }

@@ -37,6 +37,19 @@ pub fn check_hash(phc: &str) -> Result<(), String> {
             parsed.algorithm
         ));
     }
+    // Unknown users are verified against a dummy hash at these parameters:
+    // a user hashed with others would fail in a different time, and so be
+    // told apart from an unknown one.
+    let params =
+        Params::try_from(&parsed).map_err(|e| format!("unreadable argon2 parameters ({e})"))?;
+    if (params.m_cost(), params.t_cost(), params.p_cost()) != (M_COST_KIB, T_COST, P_COST) {
+        return Err(format!(
+            "expected argon2id parameters m={M_COST_KIB},t={T_COST},p={P_COST} (run `gatehouse hash-password`), found m={},t={},p={}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        ));
+    }
     Ok(())
 }
 
@@ -93,6 +106,10 @@ mod tests {
         assert!(
             check_hash("$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA").is_err()
         );
+        let other_params = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        assert!(check_hash(other_params)
+            .unwrap_err()
+            .contains("m=19456,t=2,p=1"));
     }
 
     #[test]

@@ -131,6 +131,11 @@ impl SessionSettings {
         }
     }
 
+    /// `Set-Cookie` that makes the browser forget its session cookie.
+    pub fn clear_cookie(&self) -> String {
+        crate::gateway::cookie::clear(self.cookie_name(), self.cookie_secure)
+    }
+
     pub fn csrf_cookie_name(&self) -> &'static str {
         if self.cookie_secure {
             "__Host-gatehouse-csrf"

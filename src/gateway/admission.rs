@@ -4,18 +4,16 @@
 use pingora::proxy::Session;
 use std::sync::Arc;
 
-use super::authenticate::{authenticate, cookie_header, end_session, Auth};
+use super::authenticate::{authenticate, cookie_header, Auth};
 use super::normalize::{normalize_host, normalize_target};
 use super::page_load::is_page_load;
-use super::pages::{self, problem};
-use super::redirect::login_url;
+use super::pages::{self, login_required, problem};
 use super::respond::Reply;
 use super::routing::{find_route, under_prefix};
 use super::state::{Shared, Snapshot};
 use super::RequestCtx;
 use crate::config::Access;
 use crate::metrics::METRICS;
-use crate::session::EndReason;
 
 /// `Ok(true)` when the gateway answered the request itself.
 pub async fn admit(
@@ -122,32 +120,7 @@ async fn decide(
             return Ok(None);
         }
         // 5. login required
-        other => {
-            let reason = other.reason();
-            let url = login_url(prefix, Some(&rd), reason.map(EndReason::as_str));
-            let reply = if ctx.page_load {
-                Reply::see_other(url)
-            } else {
-                let mut body = serde_json::json!({
-                    "error": "login_required",
-                    "message": "Sign in first.",
-                    "login_url": url,
-                });
-                if let Some(r) = reason {
-                    body["reason"] = r.as_str().into();
-                }
-                Reply::json(401, &body)
-            };
-            return Ok(Some(if other.had_cookie() {
-                let s = &snap.settings.session;
-                reply.header(
-                    "Set-Cookie",
-                    super::cookie::clear(s.cookie_name(), s.cookie_secure),
-                )
-            } else {
-                reply
-            }));
-        }
+        other => return Ok(Some(login_required(snap, ctx.page_load, &rd, &other))),
     };
 
     if route.access == Access::Login
@@ -171,19 +144,10 @@ async fn decide(
     }
 
     if is_logout_path {
-        // The app's own logout link ends the gateway session too; the app
-        // still sees who is logging out.
-        if let Err(e) = end_session(
-            shared,
-            &authed.key,
-            &authed.user.username,
-            EndReason::Logout,
-        )
-        .await
-        {
-            tracing::error!("{e}");
-        }
-        ctx.clear_session_cookie = true;
+        // The app's own logout URL ends the gateway session too, once the
+        // app has accepted the logout (a 2xx/3xx answer): a cross-site link
+        // to a logout view that wants a POST signs nobody out.
+        ctx.logout_on_success = Some(authed.key);
     }
     ctx.user = Some(authed.user.username.clone());
     ctx.identity = Some(authed.identity());

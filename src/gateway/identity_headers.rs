@@ -26,13 +26,27 @@ fn eq_folded(a: &str, b: &str) -> bool {
     a.len() == b.len() && starts_with_folded(a, b)
 }
 
-/// Headers the gateway sets itself besides identity; inbound copies never
-/// pass as-is (trusted proxies' values are merged before stripping).
-const FORWARDING_HEADERS: [&str; 4] = [
+/// Headers that tell the app where the request came from or which URL it
+/// is "really" for. The gateway sets the forwarding ones itself (a trusted
+/// proxy's values are merged before stripping); the URL overrides (read by
+/// some PHP frameworks) would let a request checked as one path be served
+/// as another, so they never pass.
+const GATEWAY_OWNED: [&str; 15] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
     "forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
 ];
 
 /// Whether an inbound header must be dropped before the request goes
@@ -45,7 +59,7 @@ pub fn must_strip(name: &str, settings: &IdentitySettings) -> bool {
         &settings.groups_header,
     ];
     own.iter().any(|h| eq_folded(name, h))
-        || FORWARDING_HEADERS.iter().any(|h| eq_folded(name, h))
+        || GATEWAY_OWNED.iter().any(|h| eq_folded(name, h))
         || settings
             .strip_prefixes
             .iter()
@@ -105,6 +119,11 @@ mod tests {
             "X_Forwarded_For",
             "x-forwarded-host",
             "Forwarded",
+            "X-Original-URL",
+            "x_rewrite_url",
+            "X-Real-IP",
+            "X-Forwarded-Prefix",
+            "True-Client-IP",
         ] {
             assert!(must_strip(name, &s), "{name} must be stripped");
         }

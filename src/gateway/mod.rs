@@ -2,6 +2,7 @@
 //! dispatcher; each phase calls one function in its own module.
 
 pub mod admission;
+pub mod app_response;
 pub mod authenticate;
 pub mod cookie;
 pub mod device_label;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::metrics::{Outcome, METRICS};
+use crate::session;
 use identity_headers::Identity;
 use normalize::Target;
 use state::{Shared, Snapshot};
@@ -44,6 +46,8 @@ pub struct RequestCtx {
     pub user: Option<String>,
     /// Tell the browser to drop the session cookie with the app's response.
     pub clear_session_cookie: bool,
+    /// An app logout path: end this session if the app's answer succeeds.
+    pub logout_on_success: Option<session::SessionKey>,
     pub page_load: bool,
     /// The request was for one of the gateway's own pages.
     pub own_page: bool,
@@ -86,12 +90,12 @@ pub fn peer_ip(session: &Session) -> Option<IpAddr> {
 
 /// The client address the gateway believes (trusted proxies considered).
 pub fn client_ip(snap: &Snapshot, session: &Session) -> Option<IpAddr> {
-    let xff = session
-        .req_header()
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    forwarded::client_ip(peer_ip(session), xff, &snap.settings.server.trusted_proxies)
+    let xff = upstream_request::joined(&session.req_header().headers, "x-forwarded-for");
+    forwarded::client_ip(
+        peer_ip(session),
+        xff.as_deref(),
+        &snap.settings.server.trusted_proxies,
+    )
 }
 
 #[async_trait]
@@ -106,6 +110,7 @@ impl ProxyHttp for Gateway {
             identity: None,
             user: None,
             clear_session_cookie: false,
+            logout_on_success: None,
             page_load: false,
             own_page: false,
             status: 0,
@@ -153,14 +158,7 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        if ctx.clear_session_cookie {
-            let s = &ctx.snapshot.settings.session;
-            response.append_header(
-                "Set-Cookie",
-                cookie::clear(s.cookie_name(), s.cookie_secure),
-            )?;
-        }
-        Ok(())
+        app_response::finish(&self.shared, response, ctx).await
     }
 
     async fn fail_to_proxy(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::signing::Signer;
 use crate::clock::Timestamp;
+use crate::hex;
 
 pub const LIFETIME: Duration = Duration::from_secs(120);
 const PURPOSE: &str = "pending-login";
@@ -21,7 +22,18 @@ pub struct PendingLogin {
     pub expires: Timestamp,
     /// Makes the token single-use once consumed in the store.
     pub nonce: String,
+    /// Binds the token to the browser that verified the password: a hash
+    /// of its login-form nonce cookie.
+    pub browser: [u8; 8],
     pub rd: String,
+}
+
+/// The `browser` value for a login-form nonce.
+pub fn browser_of(login_nonce: &str) -> [u8; 8] {
+    let d = ring::digest::digest(&ring::digest::SHA256, login_nonce.as_bytes());
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d.as_ref()[..8]);
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,30 +43,16 @@ pub enum Rejected {
     Expired,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex8(s: &str) -> Option<[u8; 8]> {
-    if s.len() != 16 {
-        return None;
-    }
-    let mut out = [0u8; 8];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl PendingLogin {
     pub fn seal(&self, signer: &Signer) -> String {
         // Fields are joined with a byte that cannot appear in any of them.
         let payload = [
             "v1",
             &self.user,
-            &hex(&self.password_fingerprint),
+            &hex::encode(&self.password_fingerprint),
             &self.expires.as_millis().to_string(),
             &self.nonce,
+            &hex::encode(&self.browser),
             &self.rd,
         ]
         .join("\n");
@@ -73,7 +71,7 @@ impl PendingLogin {
             .map_err(|_| Rejected::Malformed)?;
         let payload = String::from_utf8(payload).map_err(|_| Rejected::Malformed)?;
         let fields: Vec<&str> = payload.split('\n').collect();
-        let [version, user, fingerprint, expires, nonce, rd] = fields.as_slice() else {
+        let [version, user, fingerprint, expires, nonce, browser, rd] = fields.as_slice() else {
             return Err(Rejected::Malformed);
         };
         if *version != "v1" {
@@ -85,9 +83,10 @@ impl PendingLogin {
         }
         Ok(PendingLogin {
             user: user.to_string(),
-            password_fingerprint: unhex8(fingerprint).ok_or(Rejected::Malformed)?,
+            password_fingerprint: hex::decode(fingerprint).ok_or(Rejected::Malformed)?,
             expires,
             nonce: nonce.to_string(),
+            browser: hex::decode(browser).ok_or(Rejected::Malformed)?,
             rd: rd.to_string(),
         })
     }
@@ -103,6 +102,7 @@ mod tests {
             password_fingerprint: [0xab; 8],
             expires: Timestamp::from_millis(120_000),
             nonce: "n0nce".into(),
+            browser: browser_of("login-nonce"),
             rd: "/reports?x=1".into(),
         }
     }

@@ -6,24 +6,23 @@ use percent_encoding::percent_decode_str;
 
 const MAX_RD_LEN: usize = 2048;
 
-fn path_is_safe(p: &str) -> bool {
-    p.starts_with('/')
-        && !p.contains("//")
-        && !p.contains('\\')
-        && p.bytes().all(|b| (0x21..0x7f).contains(&b))
-}
-
-/// `Some(rd)` when it is a safe same-origin path, `None` otherwise.
+/// The path part decides the origin: one leading `/`, no `//` or `\`,
+/// raw or percent-encoded. The whole value (query too) must be printable
+/// ASCII with no control character, raw or percent-encoded.
 pub fn safe_redirect(rd: &str) -> Option<&str> {
-    if rd.len() > MAX_RD_LEN || !path_is_safe(rd) {
+    if rd.len() > MAX_RD_LEN || !rd.bytes().all(|b| (0x21..0x7f).contains(&b)) {
         return None;
     }
-    // Check the decoded form too: `%2F%2F`, `%5C` and `%09` are tricks.
-    let decoded = percent_decode_str(rd).collect::<Vec<u8>>();
-    let decoded_ok = decoded.first() == Some(&b'/')
-        && !decoded.windows(2).any(|w| w == b"//")
-        && !decoded.iter().any(|&b| b == b'\\' || b < 0x20 || b == 0x7f);
-    decoded_ok.then_some(rd)
+    let decoded_all: Vec<u8> = percent_decode_str(rd).collect();
+    if decoded_all.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return None;
+    }
+    let path = rd.split_once('?').map_or(rd, |(p, _)| p);
+    let decoded: Vec<u8> = percent_decode_str(path).collect();
+    let origin_safe = |p: &[u8]| {
+        p.first() == Some(&b'/') && !p.windows(2).any(|w| w == b"//") && !p.contains(&b'\\')
+    };
+    (origin_safe(path.as_bytes()) && origin_safe(&decoded)).then_some(rd)
 }
 
 /// The gateway's login page with `rd` and `reason`, e.g.
@@ -50,7 +49,14 @@ mod tests {
 
     #[test]
     fn plain_paths_pass() {
-        for ok in ["/", "/docs", "/a/b?x=1&y=%20", "/search?q=a%2Fb", "/~u/"] {
+        for ok in [
+            "/",
+            "/docs",
+            "/a/b?x=1&y=%20",
+            "/search?q=a%2Fb",
+            "/~u/",
+            "/search?u=https://x.org/a//b",
+        ] {
             assert_eq!(safe_redirect(ok), Some(ok), "{ok}");
         }
     }
@@ -73,6 +79,8 @@ mod tests {
             "/a b",
             "/caf\u{e9}",
             "\\\\evil.com",
+            "/ok?x=%0d%0aSet-Cookie:x",
+            "/ok?x=\u{1}",
         ] {
             assert_eq!(safe_redirect(bad), None, "{bad:?}");
         }

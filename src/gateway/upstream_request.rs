@@ -8,7 +8,7 @@ use pingora::proxy::Session;
 
 use super::forwarded::{forwarded, Inbound};
 use super::identity_headers::{identity_headers, must_strip};
-use super::{cookie, peer_ip, RequestCtx};
+use super::{client_ip, cookie, peer_ip, RequestCtx};
 
 pub fn rewrite(
     session: &Session,
@@ -27,13 +27,9 @@ pub fn rewrite(
         req.set_uri(uri);
     }
 
-    // Read what a trusted proxy may have told us before stripping it.
-    let header = |name: &str| {
-        req.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    // Read what a trusted proxy may have told us before stripping it; a
+    // header sent on several lines counts as one comma-separated list.
+    let header = |name: &str| joined(&req.headers, name);
     let (xff, proto, fwd_host) = (
         header("x-forwarded-for"),
         header("x-forwarded-proto"),
@@ -87,5 +83,18 @@ pub fn rewrite(
     if let Some(h) = fwd.host {
         req.insert_header("X-Forwarded-Host", h)?;
     }
+    if let Some(ip) = client_ip(&ctx.snapshot, session) {
+        req.insert_header("X-Real-IP", ip.to_string())?;
+    }
     Ok(())
+}
+
+/// All values of a header, joined with ", "; `None` if absent.
+pub fn joined(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
 }

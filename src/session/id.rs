@@ -68,23 +68,16 @@ pub struct SessionKey(pub [u8; 32]);
 impl SessionKey {
     /// All 64 hex characters: how pages and the admin API name a session.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(&self.0)
     }
 
     pub fn from_hex(s: &str) -> Option<Self> {
-        if s.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-        }
-        Some(SessionKey(out))
+        crate::hex::decode(s).map(SessionKey)
     }
 
     /// The first 8 hex characters, for logs.
     pub fn short(&self) -> String {
-        self.0[..4].iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(&self.0[..4])
     }
 }
 

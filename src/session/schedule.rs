@@ -8,10 +8,10 @@
 //! fires at the first instant after the gap; a fire time that happens twice
 //! when clocks fall back fires once, at its first occurrence.
 
+use arc_swap::ArcSwapOption;
 use croner::Cron;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::clock::Timestamp;
 
@@ -23,10 +23,15 @@ pub struct Schedule {
     pub exempt_groups: Vec<String>,
     cron: Cron,
     tz: jiff::tz::TimeZone,
-    /// Cache: `last` is valid for now in [computed_at, next).
-    last: AtomicU64,
-    next: AtomicU64,
-    computed_at: AtomicU64,
+    /// Swapped whole, so a reader never mixes two computations.
+    cache: ArcSwapOption<FirePair>,
+}
+
+/// `last` is the latest fire for any time in [`from`, `next`).
+struct FirePair {
+    from: Timestamp,
+    last: Option<Timestamp>,
+    next: Option<Timestamp>,
 }
 
 impl fmt::Debug for Schedule {
@@ -38,8 +43,6 @@ impl fmt::Debug for Schedule {
         )
     }
 }
-
-const NONE: u64 = u64::MAX;
 
 impl Schedule {
     pub fn parse(cron: &str, timezone: &str, exempt_groups: Vec<String>) -> Result<Self, String> {
@@ -57,9 +60,7 @@ impl Schedule {
             exempt_groups,
             cron: parsed,
             tz,
-            last: AtomicU64::new(NONE),
-            next: AtomicU64::new(0),
-            computed_at: AtomicU64::new(NONE),
+            cache: ArcSwapOption::empty(),
         })
     }
 
@@ -93,24 +94,21 @@ impl Schedule {
     }
 
     /// `previous_fire` through the cache: recomputed only when `now` leaves
-    /// the interval it was computed for.
+    /// the interval it was computed for (either way: clocks in tests move
+    /// back too). Racing requests each store a correct pair.
     pub fn last_fire(&self, now: Timestamp) -> Option<Timestamp> {
-        let t = now.as_millis();
-        let (from, next) = (
-            self.computed_at.load(Ordering::Acquire),
-            self.next.load(Ordering::Acquire),
-        );
-        if from != NONE && from <= t && t < next {
-            let last = self.last.load(Ordering::Acquire);
-            return (last != NONE).then(|| Timestamp::from_millis(last));
+        if let Some(pair) = self.cache.load().as_ref() {
+            if pair.from <= now && pair.next.is_none_or(|n| now < n) {
+                return pair.last;
+            }
         }
-        let last = self.previous_fire(now);
-        let next = self.next_fire(now).map_or(NONE, Timestamp::as_millis);
-        // A racing request may store the same values: both are correct.
-        self.last
-            .store(last.map_or(NONE, Timestamp::as_millis), Ordering::Release);
-        self.next.store(next, Ordering::Release);
-        self.computed_at.store(t, Ordering::Release);
+        let pair = FirePair {
+            from: now,
+            last: self.previous_fire(now),
+            next: self.next_fire(now),
+        };
+        let last = pair.last;
+        self.cache.store(Some(std::sync::Arc::new(pair)));
         last
     }
 

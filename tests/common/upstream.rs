@@ -133,12 +133,18 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Recorded>>) {
         .to_string();
         log.lock().unwrap().push(Recorded {
             method,
-            target,
+            target: target.clone(),
             headers,
             body,
         });
+        // `?status=405` makes the app answer with that status.
+        let status = target
+            .split_once("status=")
+            .and_then(|(_, rest)| rest.get(..3))
+            .and_then(|code| code.parse::<u16>().ok())
+            .unwrap_or(200);
         let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: sessionid=app-cookie; Path=/\r\nContent-Length: {}\r\n\r\n{}",
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nSet-Cookie: sessionid=app-cookie; Path=/\r\nContent-Length: {}\r\n\r\n{}",
             json.len(),
             json
         );

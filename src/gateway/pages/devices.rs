@@ -5,7 +5,7 @@
 use pingora::proxy::Session;
 
 use super::form::{read_form, FormBody};
-use super::{message_page, require_session, Reply};
+use super::{forged, require_session, Reply};
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::{end_session, Authed};
 use crate::gateway::device_label::describe;
@@ -121,7 +121,7 @@ pub async fn revoke(
     };
     let token = fields.get("csrf_token").map(String::as_str).unwrap_or("");
     if !shared.signer.verify(CSRF_PURPOSE, &authed.key.0, token) {
-        return Ok(forged(snap));
+        return Ok(forged(snap, "Not done", ""));
     }
     let sessions = match shared.store.list_user(&authed.user.username).await {
         Ok(s) => s,
@@ -177,18 +177,6 @@ async fn end_other(
         );
     }
     Ok(())
-}
-
-fn forged(snap: &Snapshot) -> Reply {
-    Reply::html(
-        403,
-        message_page(
-            snap,
-            "Not done",
-            "That request did not come from this site.",
-            "",
-        ),
-    )
 }
 
 /// GET `/session`: who is signed in and for how long; never a touch.

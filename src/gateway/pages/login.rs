@@ -146,9 +146,9 @@ pub async fn submit(
     };
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
     let rd = safe_redirect(field("rd")).unwrap_or("/").to_string();
-    let nonce = match checked_nonce(shared, snap, session, field("csrf_token")) {
+    let nonce = match checked_nonce(shared, snap, session, field("csrf_token"), &rd) {
         Ok(n) => n,
-        Err(reply) => return Ok(reply_with_rd(reply, shared, snap, &rd)),
+        Err(reply) => return Ok(reply),
     };
 
     let username = field("username");
@@ -160,7 +160,10 @@ pub async fn submit(
         .await;
     let Some(user) = user.filter(|_| ok) else {
         METRICS.login(Login::Failed);
-        tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?username, "login failed");
+        // Only names of real users are logged: a password typed into the
+        // username box must not end up in the log.
+        let known = snap.users.get(username).map(|u| u.username.as_str());
+        tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?known.unwrap_or("(unknown user)"), "login failed");
         return Ok(login_page(
             shared,
             snap,
@@ -245,6 +248,7 @@ fn ask_page(
         password_fingerprint: user.password_fingerprint,
         expires: now.plus(pending_login::LIFETIME),
         nonce: URL_SAFE_NO_PAD.encode(pending_nonce),
+        browser: pending_login::browser_of(&nonce.value),
         rd: rd.to_string(),
     }
     .seal(&shared.signer);
@@ -281,7 +285,7 @@ pub async fn choose(
         FormBody::Fields(f) => f,
     };
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
-    let nonce = match checked_nonce(shared, snap, session, field("csrf_token")) {
+    let nonce = match checked_nonce(shared, snap, session, field("csrf_token"), "/") {
         Ok(n) => n,
         Err(reply) => return Ok(reply),
     };
@@ -300,6 +304,9 @@ pub async fn choose(
     let Ok(pending) = PendingLogin::open(field("pending"), &shared.signer, now) else {
         return Ok(refused("pending_token"));
     };
+    if pending.browser != pending_login::browser_of(&nonce.value) {
+        return Ok(refused("pending_token_other_browser"));
+    }
     match shared
         .store
         .consume_nonce(&pending.nonce, pending.expires, now)
@@ -327,6 +334,7 @@ fn checked_nonce(
     snap: &Snapshot,
     session: &Session,
     token: &str,
+    rd: &str,
 ) -> Result<Nonce, Reply> {
     let existing = existing_nonce(snap, session);
     let ok = existing
@@ -341,27 +349,11 @@ fn checked_nonce(
             METRICS.login(Login::RefusedCsrf);
             tracing::info!(target: "gatehouse::audit", event = "login_refused", cause = "csrf", "login refused: bad CSRF token");
             Err(match fresh_nonce(shared, snap) {
-                Some(nonce) => login_page(
-                    shared,
-                    snap,
-                    &nonce,
-                    "/",
-                    Some(("error", FORM_EXPIRED)),
-                    403,
-                ),
+                Some(nonce) => {
+                    login_page(shared, snap, &nonce, rd, Some(("error", FORM_EXPIRED)), 403)
+                }
                 None => unavailable(snap),
             })
         }
-    }
-}
-
-/// The refused form keeps the user's `rd`.
-fn reply_with_rd(reply: Reply, shared: &Shared, snap: &Snapshot, rd: &str) -> Reply {
-    if reply.status != 403 {
-        return reply;
-    }
-    match fresh_nonce(shared, snap) {
-        Some(nonce) => login_page(shared, snap, &nonce, rd, Some(("error", FORM_EXPIRED)), 403),
-        None => reply,
     }
 }

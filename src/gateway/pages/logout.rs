@@ -4,9 +4,8 @@
 use pingora::proxy::Session;
 
 use super::form::{read_form, FormBody};
-use super::{message_page, store_down, too_large, Reply};
+use super::{forged, store_down, too_large, Reply};
 use crate::gateway::authenticate::{authenticate, cookie_header, end_session, Auth};
-use crate::gateway::cookie;
 use crate::gateway::redirect::login_url;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::session::EndReason;
@@ -14,26 +13,25 @@ use crate::ui::{self, Slot};
 
 const CSRF_PURPOSE: &str = "logout";
 
-fn signed_out(snap: &Snapshot) -> Reply {
-    let s = &snap.settings.session;
-    let to = login_url(
-        &snap.settings.server.prefix,
-        None,
-        Some(EndReason::Logout.as_str()),
-    );
-    Reply::see_other(to)
-        .header(
-            "Set-Cookie",
-            cookie::clear(s.cookie_name(), s.cookie_secure),
-        )
-        .header("Clear-Site-Data", "\"cookies\"")
+/// To the login page with `reason=logout`, the session cookie cleared.
+/// Only a POST (which carried a CSRF token or had nothing to end) may also
+/// clear the site's other cookies: a cross-site GET link must not.
+fn signed_out(snap: &Snapshot, clear_site_data: bool) -> Reply {
+    let prefix = &snap.settings.server.prefix;
+    let to = login_url(prefix, None, Some(EndReason::Logout.as_str()));
+    let reply = Reply::see_other(to).header("Set-Cookie", snap.settings.session.clear_cookie());
+    if clear_site_data {
+        reply.header("Clear-Site-Data", "\"cookies\"")
+    } else {
+        reply
+    }
 }
 
 pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
     let cookies = cookie_header(session.req_header());
     let authed = match authenticate(shared, snap, cookies.as_deref(), false).await {
         Ok(Auth::Valid(a)) => a,
-        Ok(_) => return signed_out(snap),
+        Ok(_) => return signed_out(snap, false),
         Err(_) => return store_down(snap),
     };
     let token = shared.signer.token(CSRF_PURPOSE, &authed.key.0);
@@ -62,7 +60,7 @@ pub async fn submit(
     let authed = match authenticate(shared, snap, cookies.as_deref(), false).await {
         Ok(Auth::Valid(a)) => a,
         // Nothing to end: just make sure the browser forgets the cookie.
-        Ok(_) => return Ok(signed_out(snap)),
+        Ok(_) => return Ok(signed_out(snap, true)),
         Err(_) => return Ok(store_down(snap)),
     };
     let token = fields.get("csrf_token").map(String::as_str).unwrap_or("");
@@ -72,15 +70,7 @@ pub async fn submit(
             "<p class=\"aside\"><a href=\"{}/logout\">Sign out</a></p>",
             ui::escape(&snap.settings.server.prefix)
         );
-        return Ok(Reply::html(
-            403,
-            message_page(
-                snap,
-                "Not signed out",
-                "That sign-out request did not come from this site.",
-                &action,
-            ),
-        ));
+        return Ok(forged(snap, "Not signed out", &action));
     }
     if end_session(
         shared,
@@ -93,5 +83,5 @@ pub async fn submit(
     {
         return Ok(store_down(snap));
     }
-    Ok(signed_out(snap))
+    Ok(signed_out(snap, true))
 }

@@ -42,7 +42,15 @@ pub async fn serve(
         ("GET" | "HEAD", "/assets/gatehouse.css") => {
             Reply::asset("text/css; charset=utf-8", ui::STYLESHEET)
         }
-        (_, "/login" | "/logout" | "/password") => Reply::html(
+        (
+            _,
+            "/login"
+            | "/logout"
+            | "/password"
+            | "/login/choose"
+            | "/devices/revoke"
+            | "/devices/revoke-others",
+        ) => Reply::html(
             405,
             message_page(snap, "Method not allowed", "Use the form on this page.", ""),
         )
@@ -67,24 +75,49 @@ pub async fn require_session(
     let auth = authenticate(shared, snap, cookies.as_deref(), false)
         .await
         .map_err(|_| store_down(snap))?;
-    let reason = match auth {
-        Auth::Valid(a) => return Ok(a),
-        other => other.reason(),
-    };
-    let prefix = &snap.settings.server.prefix;
+    match auth {
+        Auth::Valid(a) => Ok(a),
+        other => {
+            let prefix = &snap.settings.server.prefix;
+            let rd = format!("{prefix}{back_to}");
+            Err(login_required(
+                snap,
+                is_page_load(session.req_header()),
+                &rd,
+                &other,
+            ))
+        }
+    }
+}
+
+/// The answer to a request that needs a session it does not have: a page
+/// load goes to the login page, anything else gets 401 JSON; either way the
+/// user learns why the last session ended, and a dead cookie is cleared.
+pub fn login_required(snap: &Snapshot, page_load: bool, rd: &str, auth: &Auth) -> Reply {
+    let reason = auth.reason();
     let url = login_url(
-        prefix,
-        Some(&format!("{prefix}{back_to}")),
+        &snap.settings.server.prefix,
+        Some(rd),
         reason.map(EndReason::as_str),
     );
-    Err(if is_page_load(session.req_header()) {
+    let reply = if page_load {
         Reply::see_other(url)
     } else {
-        Reply::json(
-            401,
-            &serde_json::json!({"error": "login_required", "message": "Sign in first.", "login_url": url}),
-        )
-    })
+        let mut body = serde_json::json!({
+            "error": "login_required",
+            "message": "Sign in first.",
+            "login_url": url,
+        });
+        if let Some(r) = reason {
+            body["reason"] = r.as_str().into();
+        }
+        Reply::json(401, &body)
+    };
+    if auth.had_cookie() {
+        reply.header("Set-Cookie", snap.settings.session.clear_cookie())
+    } else {
+        reply
+    }
 }
 
 /// A plain page with a heading, a sentence and an optional action.
@@ -109,6 +142,19 @@ pub fn store_down(snap: &Snapshot) -> Reply {
             "Try again",
             "Your session could not be checked right now. You are still signed in; please try again shortly.",
             "",
+        ),
+    )
+}
+
+/// A state-changing request without a valid CSRF token: nothing was done.
+pub fn forged(snap: &Snapshot, heading: &str, action_html: &str) -> Reply {
+    Reply::html(
+        403,
+        message_page(
+            snap,
+            heading,
+            "That request did not come from this site.",
+            action_html,
         ),
     )
 }

@@ -5,7 +5,7 @@
 use pingora::proxy::Session;
 
 use super::form::{read_form, FormBody};
-use super::{message_page, require_session, store_down, too_large, Reply};
+use super::{forged, message_page, require_session, store_down, too_large, Reply};
 use crate::auth::users_file;
 use crate::gateway::authenticate::{end_session, Authed};
 use crate::gateway::sign_in::{sign_in, SignIn};
@@ -65,15 +65,7 @@ pub async fn submit(
         .signer
         .verify(CSRF_PURPOSE, &authed.key.0, field("csrf_token"))
     {
-        return Ok(Reply::html(
-            403,
-            message_page(
-                snap,
-                "Not changed",
-                "That request did not come from this site.",
-                "",
-            ),
-        ));
+        return Ok(forged(snap, "Not changed", ""));
     }
     let (current, new) = (field("current"), field("new"));
     let min = snap.settings.login.min_password_length;
@@ -119,11 +111,22 @@ pub async fn submit(
             tokio::task::spawn_blocking(move || users_file::set_password(&path, &user, &h))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
-        if let Err(e) = written
-            .map_err(|e| e.to_string())
-            .and_then(|()| shared.reload_users().map_err(|e| e.to_string()))
-        {
+        if let Err(e) = written {
             return Ok(not_saved(snap, &e));
+        }
+        if let Err(e) = shared.reload_users() {
+            tracing::error!(
+                "password saved for {username:?} but the users file did not reload: {e}"
+            );
+            return Ok(Reply::html(
+                500,
+                message_page(
+                    snap,
+                    "Password saved, not yet in use",
+                    "Your new password was saved, but the gateway could not reload the users file. Ask an administrator to check it.",
+                    "",
+                ),
+            ));
         }
     }
     tracing::info!(target: "gatehouse::audit", event = "password_changed", user = ?username, session = %authed.key, "password changed");

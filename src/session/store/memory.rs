@@ -175,14 +175,6 @@ impl SessionStore for MemoryStore {
         let user = record.user.clone();
         let mut index = self.user_shard(&user).lock();
         let keys = index.entry(user.clone()).or_default();
-        let mut evicted = Vec::new();
-
-        if let Some(victim) = limit.end_first.filter(|v| keys.contains(v)) {
-            if self.tombstone(&victim, EndReason::Evicted).is_some() {
-                evicted.push(victim);
-            }
-            keys.retain(|k| *k != victim);
-        }
 
         // The user's sessions, dropping index entries of dead or gone ones.
         let mut live: UserSessions = Vec::with_capacity(keys.len());
@@ -196,20 +188,27 @@ impl SessionStore for MemoryStore {
         });
         live.sort_by_key(|(_, r)| r.last_seen);
 
-        if limit.max > 0 {
-            let max = usize::try_from(limit.max).unwrap_or(usize::MAX);
-            if live.len() >= max {
-                match limit.on_full {
-                    OnFull::Refuse => return Ok(Admission::Full { live }),
-                    OnFull::EvictLeastRecent => {
-                        let excess = live.len() + 1 - max;
-                        for (victim, _) in live.iter().take(excess) {
-                            self.tombstone(victim, EndReason::Evicted);
-                            keys.retain(|k| k != victim);
-                            evicted.push(*victim);
-                        }
-                    }
+        // The device picked on the "ask" page leaves only if this login
+        // then goes ahead; a refused login ends nothing.
+        let chosen = limit.end_first.filter(|v| keys.contains(v));
+        let mut doomed: Vec<SessionKey> = chosen.into_iter().collect();
+        let counted = live.iter().filter(|(k, _)| Some(*k) != chosen).count();
+        let max = usize::try_from(limit.max).unwrap_or(usize::MAX);
+        if limit.max > 0 && counted >= max {
+            match limit.on_full {
+                OnFull::Refuse => return Ok(Admission::Full { live }),
+                OnFull::EvictLeastRecent => {
+                    let excess = counted + 1 - max;
+                    let oldest = live.iter().map(|(k, _)| *k).filter(|k| Some(*k) != chosen);
+                    doomed.extend(oldest.take(excess));
                 }
+            }
+        }
+        let mut evicted = Vec::with_capacity(doomed.len());
+        for victim in doomed {
+            keys.retain(|k| *k != victim);
+            if self.tombstone(&victim, EndReason::Evicted).is_some() {
+                evicted.push(victim);
             }
         }
         keys.push(key);

@@ -316,6 +316,22 @@ pub(crate) mod conformance {
             .unwrap();
         // naming another user's session frees nothing
         let mut l = limit(1, OnFull::Refuse, 20);
+        store
+            .insert(key(8), record("alice", 15), limit(2, OnFull::Refuse, 15))
+            .await
+            .unwrap();
+        // with two others live, ending one is not enough: refused, nothing ended
+        l.end_first = Some(key(1));
+        assert!(matches!(
+            store.insert(key(2), record("alice", 20), l).await.unwrap(),
+            Admission::Full { .. }
+        ));
+        assert_eq!(
+            store.get(&key(1)).await.unwrap().unwrap().ended,
+            None,
+            "a refused login ends nothing"
+        );
+        store.remove(&key(8)).await.unwrap();
         l.end_first = Some(key(9));
         assert!(matches!(
             store.insert(key(2), record("alice", 20), l).await.unwrap(),
