@@ -126,6 +126,7 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             admin_listen: None,
             admin_token: None,
             state_dir: None,
+            grace_period: Duration::from_secs(1),
         },
         routes: vec![route("/public/", Access::Public), route("/", Access::Login)],
         users_file: PathBuf::from("(demo)"),

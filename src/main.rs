@@ -58,6 +58,20 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// List and revoke sessions through the admin API.
+    Sessions {
+        /// The admin API.
+        #[arg(long, default_value = "http://127.0.0.1:9091", global = true)]
+        admin: String,
+        /// A file holding the admin bearer token (or set GATEHOUSE_ADMIN_TOKEN).
+        #[arg(long, global = true)]
+        token_file: Option<PathBuf>,
+        /// Print the API's JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
     /// Run the gateway in front of a built-in demo app, with a demo user.
     Demo {
         /// Where the gateway listens.
@@ -103,6 +117,99 @@ enum UsersAction {
         #[arg(short, long, default_value = "config/users.toml")]
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum SessionsAction {
+    /// Show sessions, most recently used first.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End one session (by the ID `list` shows).
+    Revoke {
+        id: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// End every session of one user.
+    RevokeUser {
+        user: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// End every session.
+    RevokeAll {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn sessions(
+    admin: &str,
+    token_file: Option<PathBuf>,
+    json: bool,
+    action: SessionsAction,
+) -> Result<(), String> {
+    use gatehouse::admin::client::call;
+    let token = match token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(&f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("GATEHOUSE_ADMIN_TOKEN").ok(),
+    };
+    let enc = |s: &str| -> String { form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    let dry = |d: bool| if d { "?dry_run=true" } else { "" };
+    let (method, path) = match &action {
+        SessionsAction::List { user: Some(u) } => ("GET", format!("/api/sessions?user={}", enc(u))),
+        SessionsAction::List { user: None } => ("GET", "/api/sessions".to_string()),
+        SessionsAction::Revoke { id, dry_run } => (
+            "DELETE",
+            format!("/api/sessions/{}{}", enc(id), dry(*dry_run)),
+        ),
+        SessionsAction::RevokeUser { user, dry_run } => (
+            "POST",
+            format!("/api/users/{}/revoke{}", enc(user), dry(*dry_run)),
+        ),
+        SessionsAction::RevokeAll { dry_run } => {
+            ("POST", format!("/api/revoke-all{}", dry(*dry_run)))
+        }
+    };
+    let reply = call(admin, method, &path, token.as_deref())?;
+    let value: serde_json::Value = serde_json::from_str(&reply.body).map_err(|_| {
+        format!(
+            "the admin API answered {}: {}",
+            reply.status,
+            reply.body.trim()
+        )
+    })?;
+    if reply.status >= 400 {
+        return Err(format!(
+            "the admin API answered {}: {}",
+            reply.status,
+            value["message"].as_str().unwrap_or(reply.body.trim())
+        ));
+    }
+    if json {
+        println!("{value}");
+        return Ok(());
+    }
+    match action {
+        SessionsAction::List { .. } => print!("{}", gatehouse::admin::table::sessions(&value)),
+        _ => {
+            let n = value["ended"].as_u64().unwrap_or(0);
+            let verb = if value["dry_run"].as_bool() == Some(true) {
+                "would end"
+            } else {
+                "ended"
+            };
+            println!("{verb} {n} session{}", if n == 1 { "" } else { "s" });
+        }
+    }
+    Ok(())
 }
 
 fn users(action: UsersAction) -> Result<(), String> {
@@ -211,6 +318,12 @@ fn main() -> ExitCode {
             .and_then(|p| hash_password(&p))
             .map(|h| println!("{h}")),
         Command::Users { action } => users(action),
+        Command::Sessions {
+            admin,
+            token_file,
+            json,
+            action,
+        } => sessions(&admin, token_file, json, action),
         Command::Demo { listen, app_listen } => {
             init_logging(cli.log_format);
             gatehouse::demo::run_demo(listen, app_listen)

@@ -104,6 +104,7 @@ pub fn serve(
     let listen = snapshot.settings.server.listen.clone();
     let admin_listen = snapshot.settings.server.admin_listen;
     let threads = snapshot.settings.server.threads;
+    let grace = snapshot.settings.server.grace_period.as_secs();
     let keep_sessions = (!snapshot.settings.session.invalidate_on_restart)
         .then(|| snapshot.settings.server.state_dir.clone())
         .flatten();
@@ -119,7 +120,7 @@ pub fn serve(
         threads,
         pid_file: "/tmp/gatehouse.pid".into(),
         upgrade_sock: "/tmp/gatehouse_upgrade.sock".into(),
-        grace_period_seconds: Some(5),
+        grace_period_seconds: Some(grace),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod client;
+pub mod table;
 
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;

@@ -36,6 +36,7 @@ pub struct ServerSection {
     pub admin_listen: Option<String>,
     pub admin_token_file: Option<String>,
     pub state_dir: Option<String>,
+    pub grace_period: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

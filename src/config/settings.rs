@@ -38,6 +38,8 @@ pub struct ServerSettings {
     pub admin_token: Option<String>,
     /// Where the memory store keeps its snapshot across planned restarts.
     pub state_dir: Option<PathBuf>,
+    /// How long a graceful stop lets in-flight requests finish.
+    pub grace_period: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -270,6 +270,21 @@ fn validate_server(
         );
     }
     let state_dir = s.state_dir.map(|d| relative_to(path, &d));
+    let grace_period = match s
+        .grace_period
+        .as_deref()
+        .map(|t| humantime::parse_duration(t.trim()))
+    {
+        None => std::time::Duration::from_secs(5),
+        Some(Ok(d)) => d,
+        Some(Err(_)) => {
+            sink.push(
+                &key.key("grace_period"),
+                "expected a duration like \"5s\" (\"0s\" stops at once)",
+            );
+            std::time::Duration::from_secs(5)
+        }
+    };
 
     ServerSettings {
         listen,
@@ -281,6 +296,7 @@ fn validate_server(
         admin_listen,
         admin_token,
         state_dir,
+        grace_period,
     }
 }
 

@@ -54,14 +54,23 @@ pub struct Browser {
     pub user_agent: String,
 }
 
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 impl Browser {
+    /// Drops pooled connections, as a browser does when a server restarts.
+    pub fn reconnect(&mut self) {
+        self.client = client();
+    }
+
     pub fn new(base: &str) -> Browser {
         Browser {
             base: base.trim_end_matches('/').to_string(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            client: client(),
             cookies: BTreeMap::new(),
             user_agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0".into(),
         }

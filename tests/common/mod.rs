@@ -55,7 +55,7 @@ pub fn users_toml() -> String {
 /// `@UPSTREAM@` in `extra` is replaced too.
 pub fn config(upstream: SocketAddr, extra: &str) -> String {
     format!(
-        "[server]\nlisten = [\"@LISTEN@\"]\nadmin_listen = \"@ADMIN@\"\nthreads = 1\nlogout_paths = [\"/accounts/logout/\"]\n\n\
+        "[server]\nlisten = [\"@LISTEN@\"]\nadmin_listen = \"@ADMIN@\"\ngrace_period = \"0s\"\nthreads = 1\nlogout_paths = [\"/accounts/logout/\"]\n\n\
          [[route]]\npath_prefix = \"/static/\"\nupstream = \"{upstream}\"\naccess = \"public\"\n\n\
          [[route]]\npath_prefix = \"/admin/\"\nupstream = \"{upstream}\"\naccess = \"login\"\ngroups = [\"admins\"]\n\n\
          [[route]]\npath_prefix = \"/\"\nupstream = \"{upstream}\"\naccess = \"login\"\n\n\
@@ -79,8 +79,20 @@ impl Gateway {
         Self::start_with_users(config_text, &users_toml())
     }
 
+    /// Starts with extra files (name, contents) beside the config.
+    pub fn start_with_files(config_text: &str, files: &[(&str, &str)]) -> Gateway {
+        Self::start_in(config_text, &users_toml(), files)
+    }
+
     pub fn start_with_users(config_text: &str, users: &str) -> Gateway {
+        Self::start_in(config_text, users, &[])
+    }
+
+    fn start_in(config_text: &str, users: &str, files: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).unwrap();
+        }
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config_path = dir.path().join("gatehouse.toml");
@@ -90,17 +102,7 @@ impl Gateway {
         std::fs::write(&config_path, text).unwrap();
         std::fs::write(dir.path().join("users.toml"), users).unwrap();
         std::fs::write(dir.path().join("secret.key"), TEST_SECRET).unwrap();
-        let log = std::fs::File::create(dir.path().join("gatehouse.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .arg("run")
-            .arg("-c")
-            .arg(&config_path)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn(dir.path());
         let mut gw = Gateway {
             addr,
             admin,
@@ -131,6 +133,22 @@ impl Gateway {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Sends a signal (`KILL`, `TERM`, ...) and waits for the process to end.
+    pub fn stop(&mut self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+
+    /// Starts the gateway again on the same config, ports and state.
+    pub fn start_again(&mut self) {
+        self.child = spawn(self.dir.path());
+        self.wait_ready();
     }
 
     pub fn pid(&self) -> u32 {
@@ -173,6 +191,25 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `gatehouse run` on the config in `dir`, logging to `dir/gatehouse.log`.
+fn spawn(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("gatehouse.log"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("run")
+        .arg("-c")
+        .arg(dir.join("gatehouse.toml"))
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 pub fn raw_request(addr: SocketAddr, request: &str) -> String {
