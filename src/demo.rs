@@ -127,6 +127,8 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             admin_token: None,
             state_dir: None,
             grace_period: Duration::from_secs(1),
+            upgrade_sock: PathBuf::from("/tmp/gatehouse_demo_upgrade.sock"),
+            pid_file: PathBuf::from("/tmp/gatehouse_demo.pid"),
         },
         routes: vec![route("/public/", Access::Public), route("/", Access::Login)],
         users_file: PathBuf::from("(demo)"),

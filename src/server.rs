@@ -105,6 +105,8 @@ pub fn serve(
     let admin_listen = snapshot.settings.server.admin_listen;
     let threads = snapshot.settings.server.threads;
     let grace = snapshot.settings.server.grace_period.as_secs();
+    let upgrade_sock = snapshot.settings.server.upgrade_sock.display().to_string();
+    let pid_file = snapshot.settings.server.pid_file.display().to_string();
     let keep_sessions = (!snapshot.settings.session.invalidate_on_restart)
         .then(|| snapshot.settings.server.state_dir.clone())
         .flatten();
@@ -118,8 +120,8 @@ pub fn serve(
 
     let conf = ServerConf {
         threads,
-        pid_file: "/tmp/gatehouse.pid".into(),
-        upgrade_sock: "/tmp/gatehouse_upgrade.sock".into(),
+        pid_file,
+        upgrade_sock,
         grace_period_seconds: Some(grace),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()

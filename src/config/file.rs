@@ -37,6 +37,8 @@ pub struct ServerSection {
     pub admin_token_file: Option<String>,
     pub state_dir: Option<String>,
     pub grace_period: Option<String>,
+    pub upgrade_sock: Option<String>,
+    pub pid_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

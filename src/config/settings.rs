@@ -40,6 +40,10 @@ pub struct ServerSettings {
     pub state_dir: Option<PathBuf>,
     /// How long a graceful stop lets in-flight requests finish.
     pub grace_period: Duration,
+    /// Where a new binary (`run -u`) takes over the listeners of this one.
+    pub upgrade_sock: PathBuf,
+    /// Written when running as a daemon (`run -d`).
+    pub pid_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]

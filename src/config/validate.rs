@@ -286,6 +286,14 @@ fn validate_server(
         }
     };
 
+    let upgrade_sock = relative_to(
+        path,
+        s.upgrade_sock
+            .as_deref()
+            .unwrap_or("/tmp/gatehouse_upgrade.sock"),
+    );
+    let pid_file = relative_to(path, s.pid_file.as_deref().unwrap_or("/tmp/gatehouse.pid"));
+
     ServerSettings {
         listen,
         prefix,
@@ -297,6 +305,8 @@ fn validate_server(
         admin_token,
         state_dir,
         grace_period,
+        upgrade_sock,
+        pid_file,
     }
 }
 

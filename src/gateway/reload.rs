@@ -68,6 +68,12 @@ pub fn needs_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
     if a.server.secret_file != b.server.secret_file {
         out.push("server.secret_file");
     }
+    if a.server.upgrade_sock != b.server.upgrade_sock || a.server.pid_file != b.server.pid_file {
+        out.push("server.upgrade_sock/pid_file");
+    }
+    if a.server.admin_listen != b.server.admin_listen {
+        out.push("server.admin_listen");
+    }
     if a.login.max_concurrent_hashes != b.login.max_concurrent_hashes {
         out.push("login.max_concurrent_hashes");
     }

@@ -55,7 +55,7 @@ pub fn users_toml() -> String {
 /// `@UPSTREAM@` in `extra` is replaced too.
 pub fn config(upstream: SocketAddr, extra: &str) -> String {
     format!(
-        "[server]\nlisten = [\"@LISTEN@\"]\nadmin_listen = \"@ADMIN@\"\ngrace_period = \"0s\"\nthreads = 1\nlogout_paths = [\"/accounts/logout/\"]\n\n\
+        "[server]\nlisten = [\"@LISTEN@\"]\nadmin_listen = \"@ADMIN@\"\ngrace_period = \"0s\"\nupgrade_sock = \"upgrade.sock\"\nthreads = 1\nlogout_paths = [\"/accounts/logout/\"]\n\n\
          [[route]]\npath_prefix = \"/static/\"\nupstream = \"{upstream}\"\naccess = \"public\"\n\n\
          [[route]]\npath_prefix = \"/admin/\"\nupstream = \"{upstream}\"\naccess = \"login\"\ngroups = [\"admins\"]\n\n\
          [[route]]\npath_prefix = \"/\"\nupstream = \"{upstream}\"\naccess = \"login\"\n\n\
@@ -151,6 +151,30 @@ impl Gateway {
         self.wait_ready();
     }
 
+    /// Pingora's binary upgrade: a new process started with `-u` takes the
+    /// listening sockets over from this one, which then drains and exits.
+    pub fn upgrade(&mut self) {
+        let sock = self.dir.path().join("upgrade.sock");
+        let _ = std::fs::remove_file(&sock);
+        let new = spawn_with(self.dir.path(), &["-u"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the new process never waited for the sockets:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let status = Command::new("kill")
+            .args(["-QUIT", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+        self.child = new;
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -195,6 +219,10 @@ impl Drop for Gateway {
 
 /// `gatehouse run` on the config in `dir`, logging to `dir/gatehouse.log`.
 fn spawn(dir: &Path) -> Child {
+    spawn_with(dir, &[])
+}
+
+fn spawn_with(dir: &Path, flags: &[&str]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -204,6 +232,7 @@ fn spawn(dir: &Path) -> Child {
         .arg("run")
         .arg("-c")
         .arg(dir.join("gatehouse.toml"))
+        .args(flags)
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
