@@ -84,7 +84,7 @@ fn session_check(c: &mut Criterion) {
         password_hash: hash,
         name: None,
         email: None,
-        groups: vec!["staff".into()],
+        groups: vec!["staff".to_string()].into(),
         max_devices: None,
         disabled: false,
     };
@@ -107,7 +107,7 @@ fn session_check(c: &mut Criterion) {
                 client_ip: None,
                 user_agent: "bench".into(),
                 password_fingerprint: user.password_fingerprint,
-                groups: vec![],
+                groups: Vec::new().into(),
                 ended: None,
             };
             store

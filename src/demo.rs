@@ -171,7 +171,7 @@ pub fn run_demo(listen: SocketAddr, app: SocketAddr) -> Result<(), String> {
         password_hash: hash,
         name: Some("Demo User".into()),
         email: Some("demo@example.com".into()),
-        groups: vec!["staff".into()],
+        groups: vec!["staff".to_string()].into(),
         max_devices: None,
         disabled: false,
     };

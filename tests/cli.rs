@@ -191,7 +191,7 @@ fn users_commands_edit_the_file_in_place() {
     let db = UserDb::load(&path).unwrap();
     let erin = db.get("erin").unwrap();
     assert!(verify_password(&erin.password_hash, "erin-password-1"));
-    assert_eq!(erin.groups, vec!["staff"]);
+    assert_eq!(&erin.groups[..], ["staff"]);
     assert_eq!(erin.name.as_deref(), Some("Erin E"));
 
     let before = std::fs::read_to_string(&path).unwrap();

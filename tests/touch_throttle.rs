@@ -94,7 +94,7 @@ async fn writes_for_1000_requests(idle: Duration, step: Duration) -> usize {
         password_hash: hash,
         name: None,
         email: None,
-        groups: vec![],
+        groups: Vec::new().into(),
         max_devices: None,
         disabled: false,
     };
@@ -119,7 +119,7 @@ async fn writes_for_1000_requests(idle: Duration, step: Duration) -> usize {
         client_ip: None,
         user_agent: String::new(),
         password_fingerprint: fingerprint,
-        groups: vec![],
+        groups: Vec::new().into(),
         ended: None,
     };
     let limit = DeviceLimit {

@@ -5,5 +5,5 @@ pub mod users;
 pub mod users_file;
 pub mod verifier;
 
-pub use users::{User, UserDb};
+pub use users::{Groups, User, UserDb};
 pub use verifier::PasswordVerifier;

@@ -20,6 +20,10 @@ struct UserEntry {
     disabled: Option<bool>,
 }
 
+/// A user's groups, shared by every session of theirs (one allocation per
+/// user, not per session).
+pub type Groups = Arc<[String]>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub username: String,
@@ -27,7 +31,7 @@ pub struct User {
     pub password_fingerprint: [u8; 8],
     pub name: Option<String>,
     pub email: Option<String>,
-    pub groups: Vec<String>,
+    pub groups: Groups,
     pub max_devices: Option<u32>,
     pub disabled: bool,
 }
@@ -121,7 +125,7 @@ impl UserDb {
                 password_hash: e.password,
                 name: e.name,
                 email: e.email,
-                groups,
+                groups: groups.into(),
                 max_devices: e.max_devices,
                 disabled: e.disabled.unwrap_or(false),
             });
@@ -148,7 +152,7 @@ mod tests {
         let db = UserDb::parse(Path::new("users.toml"), &src).unwrap();
         assert_eq!(db.len(), 2);
         let alice = db.get("alice").unwrap();
-        assert_eq!(alice.groups, vec!["staff"]);
+        assert_eq!(&alice.groups[..], ["staff"]);
         assert_eq!(alice.max_devices, Some(1));
         assert_eq!(alice.password_fingerprint, fingerprint(&h));
         assert!(db.get("bob").unwrap().disabled);

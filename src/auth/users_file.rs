@@ -188,7 +188,7 @@ mod tests {
         let db = UserDb::load(&path).unwrap();
         let dee = db.get("dee").unwrap();
         assert!(dee.disabled);
-        assert_eq!(dee.groups, vec!["kiosk"]);
+        assert_eq!(&dee.groups[..], ["kiosk"]);
         assert!(
             std::fs::read_to_string(&path)
                 .unwrap()

@@ -72,7 +72,7 @@ pub struct Identity {
     pub user: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    pub groups: Vec<String>,
+    pub groups: crate::auth::Groups,
 }
 
 /// The identity headers to add, with the configured names. Values holding
@@ -161,7 +161,7 @@ mod tests {
             user: "alice".into(),
             email: Some("alice@example.com".into()),
             name: Some("Alice\r\nX-Evil: 1".into()),
-            groups: vec!["staff".into(), "admins".into()],
+            groups: vec!["staff".to_string(), "admins".to_string()].into(),
         };
         let h = identity_headers(&id, &s);
         assert_eq!(

@@ -252,7 +252,7 @@ mod tests {
             client_ip: None,
             user_agent: String::new(),
             password_fingerprint: FP,
-            groups: vec![],
+            groups: Vec::new().into(),
             ended: None,
         }
     }

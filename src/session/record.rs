@@ -14,7 +14,7 @@ pub struct SessionRecord {
     /// First 8 bytes of SHA-256 of the user's password hash at login: a
     /// password changed anywhere no longer matches.
     pub password_fingerprint: [u8; 8],
-    pub groups: Vec<String>,
+    pub groups: crate::auth::Groups,
     /// Set when the session was ended by someone else (eviction, revocation):
     /// the record stays as a tombstone so its next request learns why.
     pub ended: Option<super::EndReason>,

@@ -359,7 +359,7 @@ mod tests {
             client_ip: Some("10.1.2.3".parse().unwrap()),
             user_agent: "ua".into(),
             password_fingerprint: [1; 8],
-            groups: vec!["staff".into()],
+            groups: vec!["staff".to_string()].into(),
             ended: None,
         };
         let limit = DeviceLimit {

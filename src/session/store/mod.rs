@@ -127,7 +127,7 @@ pub(crate) mod conformance {
             client_ip: Some("127.0.0.1".parse().unwrap()),
             user_agent: "test".into(),
             password_fingerprint: FP,
-            groups: vec!["staff".into()],
+            groups: vec!["staff".to_string()].into(),
             ended: None,
         }
     }
