@@ -7,6 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gatehouse::auth::password::hash_password;
+
+// Pingora allocates on every request; glibc's malloc spent about 15% of a
+// proxied request in the profile, mimalloc a fraction of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gatehouse::server::{self, ProcessFlags};
 
 #[derive(Parser)]

@@ -1,6 +1,7 @@
 //! Password verification off the async workers: argon2id runs in the
-//! blocking pool behind a semaphore, so a login flood cannot starve proxied
-//! traffic.
+//! blocking pool behind a semaphore, at the lowest CPU priority, so a login
+//! flood cannot starve proxied traffic: the proxy threads win every
+//! contended core, and hashing uses what is left.
 
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -27,9 +28,12 @@ impl PasswordVerifier {
         };
         let real = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || {
+            yield_cpu_to_proxying();
+            verify_password(&hash, &password)
+        })
+        .await
+        .unwrap_or(false);
         ok && real
     }
 
@@ -40,9 +44,34 @@ impl PasswordVerifier {
             .acquire()
             .await
             .map_err(|_| "the password hasher is shut down".to_string())?;
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || {
+            yield_cpu_to_proxying();
+            hash_password(&password)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+/// Moves the calling thread to the idle scheduling class, once per thread:
+/// it runs only when no proxy thread wants the core. (On Linux a thread has
+/// its own policy; elsewhere this does nothing.) If the idle class is
+/// refused, the lowest nice value is the fallback.
+fn yield_cpu_to_proxying() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if LOWERED.with(|l| l.replace(true)) {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: both calls take plain integers or a pointer to a local that
+    // outlives the call; pid/who = 0 means the calling thread on Linux.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
     }
 }
 
