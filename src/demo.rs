@@ -145,6 +145,9 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
         schedules: vec![],
         identity: IdentitySettings::defaults(),
         login: LoginSettings {
+            max_failures: 5,
+            failure_window: Duration::from_secs(300),
+            ban_time: Duration::from_secs(900),
             max_concurrent_hashes: 2,
             min_password_length: 10,
         },

@@ -54,14 +54,16 @@ pub enum Login {
     Failed,
     RefusedCsrf,
     RefusedDeviceLimit,
+    Throttled,
 }
 
 impl Login {
-    const ALL: [Login; 4] = [
+    const ALL: [Login; 5] = [
         Login::Ok,
         Login::Failed,
         Login::RefusedCsrf,
         Login::RefusedDeviceLimit,
+        Login::Throttled,
     ];
 
     fn label(self) -> &'static str {
@@ -70,6 +72,7 @@ impl Login {
             Login::Failed => "failed",
             Login::RefusedCsrf => "refused_csrf",
             Login::RefusedDeviceLimit => "refused_device_limit",
+            Login::Throttled => "throttled",
         }
     }
 }
@@ -101,10 +104,10 @@ impl Invalidation {
 }
 
 pub struct Metrics {
-    requests: [AtomicU64; 9],
-    logins: [AtomicU64; 4],
-    ended: [AtomicU64; 8],
-    invalidations: [AtomicU64; 4],
+    requests: [AtomicU64; Outcome::ALL.len()],
+    logins: [AtomicU64; Login::ALL.len()],
+    ended: [AtomicU64; EndReason::ALL.len()],
+    invalidations: [AtomicU64; Invalidation::ALL.len()],
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     store_errors: AtomicU64,
@@ -118,17 +121,13 @@ impl Default for Metrics {
     }
 }
 
-fn index_of<T: PartialEq + Copy>(all: &[T], v: T) -> usize {
-    all.iter().position(|x| *x == v).unwrap_or(0)
-}
-
 impl Metrics {
     pub const fn new() -> Self {
         Metrics {
-            requests: [const { AtomicU64::new(0) }; 9],
-            logins: [const { AtomicU64::new(0) }; 4],
-            ended: [const { AtomicU64::new(0) }; 8],
-            invalidations: [const { AtomicU64::new(0) }; 4],
+            requests: [const { AtomicU64::new(0) }; Outcome::ALL.len()],
+            logins: [const { AtomicU64::new(0) }; Login::ALL.len()],
+            ended: [const { AtomicU64::new(0) }; EndReason::ALL.len()],
+            invalidations: [const { AtomicU64::new(0) }; Invalidation::ALL.len()],
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
@@ -136,19 +135,19 @@ impl Metrics {
     }
 
     pub fn request(&self, o: Outcome) {
-        self.requests[index_of(&Outcome::ALL, o)].fetch_add(1, Ordering::Relaxed);
+        self.requests[o as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn login(&self, l: Login) {
-        self.logins[index_of(&Login::ALL, l)].fetch_add(1, Ordering::Relaxed);
+        self.logins[l as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn session_ended(&self, r: EndReason) {
-        self.ended[index_of(&EndReason::ALL, r)].fetch_add(1, Ordering::Relaxed);
+        self.ended[r as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn invalidation(&self, i: Invalidation) {
-        self.invalidations[index_of(&Invalidation::ALL, i)].fetch_add(1, Ordering::Relaxed);
+        self.invalidations[i as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn reload(&self, ok: bool) {
@@ -179,7 +178,7 @@ impl Metrics {
                 out,
                 "gatehouse_requests_total{{outcome=\"{}\"}} {}",
                 o.label(),
-                get(&self.requests[index_of(&Outcome::ALL, o)])
+                get(&self.requests[o as usize])
             );
         }
         family(
@@ -193,7 +192,7 @@ impl Metrics {
                 out,
                 "gatehouse_logins_total{{result=\"{}\"}} {}",
                 l.label(),
-                get(&self.logins[index_of(&Login::ALL, l)])
+                get(&self.logins[l as usize])
             );
         }
         family(
@@ -207,7 +206,7 @@ impl Metrics {
                 out,
                 "gatehouse_sessions_ended_total{{reason=\"{}\"}} {}",
                 r.as_str(),
-                get(&self.ended[index_of(&EndReason::ALL, r)])
+                get(&self.ended[r as usize])
             );
         }
         family(
@@ -221,7 +220,7 @@ impl Metrics {
                 out,
                 "gatehouse_invalidations_total{{kind=\"{}\"}} {}",
                 i.label(),
-                get(&self.invalidations[index_of(&Invalidation::ALL, i)])
+                get(&self.invalidations[i as usize])
             );
         }
         family(
@@ -271,6 +270,24 @@ fn family(out: &mut String, name: &str, help: &str, kind: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_label_lists_follow_declaration_order() {
+        // counters are indexed by discriminant: ALL must list every variant in order
+        assert!(Outcome::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, o)| *o as usize == i));
+        assert!(Login::ALL.iter().enumerate().all(|(i, l)| *l as usize == i));
+        assert!(EndReason::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, r)| *r as usize == i));
+        assert!(Invalidation::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v as usize == i));
+    }
 
     #[test]
     fn renders_every_family_with_help_and_type() {

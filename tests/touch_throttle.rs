@@ -83,6 +83,24 @@ impl SessionStore for CountingStore {
     async fn list_all(&self, limit: usize) -> Result<UserSessions, StoreError> {
         self.inner.list_all(limit).await
     }
+    async fn record_failure(
+        &self,
+        subject: &str,
+        now: Timestamp,
+        window: Duration,
+    ) -> Result<u32, StoreError> {
+        self.inner.record_failure(subject, now, window).await
+    }
+    async fn ban(&self, subject: &str, until: Timestamp) -> Result<(), StoreError> {
+        self.inner.ban(subject, until).await
+    }
+    async fn banned_until(
+        &self,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.inner.banned_until(subject, now).await
+    }
 }
 
 /// 1,000 authenticated requests, `step` apart; returns the store writes.

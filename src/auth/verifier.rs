@@ -3,29 +3,58 @@
 //! flood cannot starve proxied traffic: the proxy threads win every
 //! contended core, and hashing uses what is left.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::password::{dummy_hash, hash_password, verify_password};
 
+/// Attempts waiting for a hashing slot, per slot, before new ones are
+/// turned away: a flood queues a bounded amount of work and memory.
+const QUEUE_PER_SLOT: usize = 16;
+
+/// Too many verifications are already waiting; try again shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
 #[derive(Clone)]
 pub struct PasswordVerifier {
     permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+}
+
+/// Counts a waiter for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl PasswordVerifier {
     pub fn new(max_concurrent: usize) -> Self {
+        let slots = max_concurrent.max(1);
         PasswordVerifier {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(slots)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: slots * QUEUE_PER_SLOT,
         }
     }
 
     /// Verifies against `stored`, or against the dummy hash when there is
-    /// no such user, so both cost the same.
-    pub async fn verify(&self, stored: Option<String>, password: String) -> bool {
+    /// no such user, so both cost the same. `Busy` when the queue is full.
+    pub async fn verify(&self, stored: Option<String>, password: String) -> Result<bool, Busy> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy);
+        }
+        let queued = Waiting(&self.waiting);
         let Ok(_permit) = self.permits.acquire().await else {
-            return false;
+            return Ok(false);
         };
+        drop(queued);
         let real = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
         let ok = tokio::task::spawn_blocking(move || {
@@ -34,7 +63,7 @@ impl PasswordVerifier {
         })
         .await
         .unwrap_or(false);
-        ok && real
+        Ok(ok && real)
     }
 
     /// Hashes a new password, under the same concurrency cap.
@@ -84,8 +113,37 @@ mod tests {
     async fn verifies_in_the_blocking_pool() {
         let v = PasswordVerifier::new(2);
         let h = hash_password("pw-123456").unwrap();
-        assert!(v.verify(Some(h.clone()), "pw-123456".into()).await);
-        assert!(!v.verify(Some(h), "wrong".into()).await);
-        assert!(!v.verify(None, "pw-123456".into()).await);
+        assert_eq!(
+            v.verify(Some(h.clone()), "pw-123456".into()).await,
+            Ok(true)
+        );
+        assert_eq!(v.verify(Some(h), "wrong".into()).await, Ok(false));
+        assert_eq!(v.verify(None, "pw-123456".into()).await, Ok(false));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_turns_attempts_away_at_once() {
+        let v = PasswordVerifier::new(1);
+        let h = hash_password("pw-123456").unwrap();
+        let mut attempts = Vec::new();
+        for _ in 0..40 {
+            let (v, h) = (v.clone(), h.clone());
+            attempts.push(tokio::spawn(async move {
+                v.verify(Some(h), "wrong".into()).await
+            }));
+        }
+        let mut busy = 0;
+        for a in attempts {
+            if a.await.unwrap() == Err(Busy) {
+                busy += 1;
+            }
+        }
+        // one slot, 16 waiting: of 40 at once, at least 23 are turned away
+        assert!(busy >= 23, "{busy} turned away");
+        assert_eq!(
+            v.verify(None, "x".into()).await,
+            Ok(false),
+            "usable again once drained"
+        );
     }
 }

@@ -126,6 +126,9 @@ pub struct IdentitySection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginSection {
+    pub max_failures: Option<u32>,
+    pub failure_window: Option<String>,
+    pub ban_time: Option<String>,
     pub max_concurrent_hashes: Option<usize>,
     pub min_password_length: Option<usize>,
 }

@@ -118,6 +118,11 @@ pub struct IdentitySettings {
 
 #[derive(Debug, Clone)]
 pub struct LoginSettings {
+    /// Failed logins for one user name within `failure_window` that start a
+    /// ban (an IP address gets ten times as many); 0 turns throttling off.
+    pub max_failures: u32,
+    pub failure_window: Duration,
+    pub ban_time: Duration,
     pub max_concurrent_hashes: usize,
     pub min_password_length: usize,
 }

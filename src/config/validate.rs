@@ -119,6 +119,20 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
     if max_concurrent_hashes == 0 {
         sink.push(&key, "expected a number of at least 1");
     }
+    let login_key = root.key("login");
+    let mut login_duration = |name: &str, value: Option<String>, default: u64| match value {
+        None => std::time::Duration::from_secs(default),
+        Some(text) => parse_duration(&text).unwrap_or_else(|msg| {
+            sink.push(&login_key.key(name), msg);
+            std::time::Duration::from_secs(default)
+        }),
+    };
+    let failure_window = login_duration("failure_window", model.login.failure_window, 300);
+    let ban_time = login_duration("ban_time", model.login.ban_time, 900);
+    if failure_window > std::time::Duration::from_secs(3600) {
+        sink.push(&login_key.key("failure_window"), "expected at most \"1h\"");
+    }
+    let max_failures = model.login.max_failures.unwrap_or(5);
     let min_password_length = model.login.min_password_length.unwrap_or(10);
     if !(1..=1024).contains(&min_password_length) {
         sink.push(
@@ -136,6 +150,9 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         schedules,
         identity,
         login: LoginSettings {
+            max_failures,
+            failure_window,
+            ban_time,
             max_concurrent_hashes,
             min_password_length,
         },

@@ -19,6 +19,7 @@ pub mod routing;
 pub mod sign_in;
 pub mod signing;
 pub mod state;
+pub mod throttle;
 pub mod upstream_error;
 pub mod upstream_request;
 

@@ -106,6 +106,13 @@ pub fn normalize_path(path: &str) -> Result<String, Malformed> {
         }
         i += 3;
     }
+    // `/static/..;/admin`: a servlet container strips `;params` and then
+    // reads `..`, which the gateway would not. Refuse the ambiguity.
+    let dot_with_params =
+        |seg: &str| seg.contains(';') && matches!(seg.split(';').next(), Some("." | ".."));
+    if decoded.split('/').any(dot_with_params) {
+        return Err(Malformed("path parameters on a dot segment"));
+    }
     Ok(remove_dot_segments(&decoded))
 }
 
@@ -200,6 +207,8 @@ mod tests {
         assert_eq!(norm("/a/b/."), "/a/b/");
         assert_eq!(norm("/a/.."), "/");
         assert_eq!(norm("/..."), "/...");
+        assert_eq!(norm("/a;v=1/b"), "/a;v=1/b");
+        assert_eq!(norm("/..x;y"), "/..x;y");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::form::{read_form, FormBody};
 use super::{device_items, message_page, too_large, ItemControl, Reply};
+use crate::auth::verifier::Busy;
 use crate::auth::User;
 use crate::config::OnDeviceLimit;
 use crate::gateway::authenticate::{cookie_header, read_cookie};
@@ -20,6 +21,7 @@ use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::safe_redirect;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
+use crate::gateway::{client_ip, throttle};
 use crate::metrics::{Login, METRICS};
 use crate::session::store::UserSessions;
 use crate::session::{EndReason, SessionKey};
@@ -152,18 +154,55 @@ pub async fn submit(
     };
 
     let username = field("username");
+    let ip = client_ip(snap, session);
+    let login = &snap.settings.login;
+    match throttle::banned(shared, login, username, ip).await {
+        Ok(None) => {}
+        Ok(Some(wait)) => {
+            METRICS.login(Login::Throttled);
+            tracing::info!(target: "gatehouse::audit", event = "login_throttled", "login refused: throttled");
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let message = format!(
+                "Too many failed sign-ins for this account or address. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            return Ok(
+                login_page(shared, snap, &nonce, &rd, Some(("error", &message)), 429)
+                    .header("Retry-After", wait.as_secs().max(1).to_string()),
+            );
+        }
+        Err(_) => return Ok(unavailable(snap)),
+    }
     let user = snap.users.get(username).filter(|u| !u.disabled);
     let stored = user.map(|u| u.password_hash.clone());
-    let ok = shared
+    let ok = match shared
         .verifier
         .verify(stored, field("password").to_string())
-        .await;
+        .await
+    {
+        Ok(ok) => ok,
+        Err(Busy) => {
+            return Ok(Reply::html(
+                503,
+                message_page(
+                    snap,
+                    "Try again",
+                    "Too many people are signing in right now. Please try again in a moment.",
+                    "",
+                ),
+            )
+            .header("Retry-After", "1"))
+        }
+    };
     let Some(user) = user.filter(|_| ok) else {
         METRICS.login(Login::Failed);
         // Only names of real users are logged: a password typed into the
         // username box must not end up in the log.
         let known = snap.users.get(username).map(|u| u.username.as_str());
         tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?known.unwrap_or("(unknown user)"), "login failed");
+        if throttle::failed(shared, login, username, ip).await.is_err() {
+            return Ok(unavailable(snap));
+        }
         return Ok(login_page(
             shared,
             snap,

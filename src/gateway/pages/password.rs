@@ -83,19 +83,34 @@ pub async fn submit(
     if let Some(why) = refusal {
         return Ok(form(shared, snap, &authed, Some(&why), 400));
     }
-    if !shared
+    let verified = shared
         .verifier
         .verify(Some(authed.user.password_hash.clone()), current.to_string())
-        .await
-    {
-        tracing::info!(target: "gatehouse::audit", event = "password_change_refused", user = ?authed.user.username, "wrong current password");
-        return Ok(form(
-            shared,
-            snap,
-            &authed,
-            Some("The current password is not right."),
-            400,
-        ));
+        .await;
+    match verified {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(target: "gatehouse::audit", event = "password_change_refused", user = ?authed.user.username, "wrong current password");
+            return Ok(form(
+                shared,
+                snap,
+                &authed,
+                Some("The current password is not right."),
+                400,
+            ));
+        }
+        Err(_busy) => {
+            return Ok(Reply::html(
+                503,
+                message_page(
+                    snap,
+                    "Try again",
+                    "Too many people are signing in right now. Please try again in a moment.",
+                    "",
+                ),
+            )
+            .header("Retry-After", "1"))
+        }
     }
     let hash = match shared.verifier.hash(new.to_string()).await {
         Ok(h) => h,

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +31,16 @@ pub struct MemoryStore {
     nonces: Mutex<HashMap<String, Timestamp>>,
     restart_mark: AtomicU64,
     revoked_mark: AtomicU64,
+    /// Recent failed logins per subject, and bans in force.
+    failures: Mutex<HashMap<String, VecDeque<Timestamp>>>,
+    bans: Mutex<HashMap<String, Timestamp>>,
 }
+
+/// Failures older than this are forgotten by the sweep (the longest
+/// `failure_window` allowed).
+const FAILURE_MEMORY: Duration = Duration::from_secs(3600);
+/// A subject's failures kept at most: enough for any sensible limit.
+const MAX_FAILURES_KEPT: usize = 1024;
 
 impl Default for MemoryStore {
     fn default() -> Self {
@@ -42,6 +51,8 @@ impl Default for MemoryStore {
             nonces: Mutex::new(HashMap::new()),
             restart_mark: AtomicU64::new(0),
             revoked_mark: AtomicU64::new(0),
+            failures: Mutex::new(HashMap::new()),
+            bans: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -306,6 +317,10 @@ impl SessionStore for MemoryStore {
             self.unindex(user, key);
         }
         self.nonces.lock().retain(|_, exp| *exp > now);
+        self.failures
+            .lock()
+            .retain(|_, times| times.back().is_some_and(|t| now.since(*t) < FAILURE_MEMORY));
+        self.bans.lock().retain(|_, until| *until > now);
         Ok(gone.len())
     }
 
@@ -328,6 +343,44 @@ impl SessionStore for MemoryStore {
         };
         mark.fetch_max(before.as_millis(), Ordering::AcqRel);
         self.count().await
+    }
+
+    async fn record_failure(
+        &self,
+        subject: &str,
+        now: Timestamp,
+        window: Duration,
+    ) -> Result<u32, StoreError> {
+        let mut failures = self.failures.lock();
+        let times = failures.entry(subject.to_string()).or_default();
+        while times.front().is_some_and(|t| now.since(*t) >= window) {
+            times.pop_front();
+        }
+        if times.len() >= MAX_FAILURES_KEPT {
+            times.pop_front();
+        }
+        times.push_back(now);
+        Ok(u32::try_from(times.len()).unwrap_or(u32::MAX))
+    }
+
+    async fn ban(&self, subject: &str, until: Timestamp) -> Result<(), StoreError> {
+        let mut bans = self.bans.lock();
+        let entry = bans.entry(subject.to_string()).or_insert(until);
+        *entry = (*entry).max(until);
+        Ok(())
+    }
+
+    async fn banned_until(
+        &self,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self
+            .bans
+            .lock()
+            .get(subject)
+            .copied()
+            .filter(|until| *until > now))
     }
 
     async fn list_all(&self, limit: usize) -> Result<UserSessions, StoreError> {

@@ -109,6 +109,22 @@ pub trait SessionStore: Send + Sync {
     /// Every record held (for the admin API), least recently used first,
     /// at most `limit`.
     async fn list_all(&self, limit: usize) -> Result<UserSessions, StoreError>;
+    /// Records a failed login against `subject` ("user:alice", "ip:…") and
+    /// returns how many it has had within `window` up to `now`.
+    async fn record_failure(
+        &self,
+        subject: &str,
+        now: Timestamp,
+        window: Duration,
+    ) -> Result<u32, StoreError>;
+    /// Refuses logins for `subject` until `until`.
+    async fn ban(&self, subject: &str, until: Timestamp) -> Result<(), StoreError>;
+    /// The end of the ban on `subject`, if one is in force at `now`.
+    async fn banned_until(
+        &self,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError>;
 }
 
 /// The behaviour every store must show, run against each implementation.
@@ -167,6 +183,7 @@ pub(crate) mod conformance {
         sweep_drops_only_dead_records(&*make()).await;
         watermarks_only_move_forward(&*make()).await;
         listing_everything(&*make()).await;
+        failures_and_bans(&*make()).await;
         parallel_inserts_respect_the_limit(make()).await;
     }
 
@@ -499,6 +516,57 @@ pub(crate) mod conformance {
             .collect();
         assert_eq!(users, vec!["bob", "carol", "alice"]);
         assert_eq!(store.list_all(2).await.unwrap().len(), 2);
+    }
+
+    async fn failures_and_bans(store: &dyn SessionStore) {
+        let w = Duration::from_secs(10);
+        let at = Timestamp::from_millis;
+        assert_eq!(
+            store
+                .record_failure("user:alice", at(1_000), w)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .record_failure("user:alice", at(2_000), w)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .record_failure("user:bob", at(2_000), w)
+                .await
+                .unwrap(),
+            1
+        );
+        // the window slides: the failure at 1 s has left it at 11 s
+        assert_eq!(
+            store
+                .record_failure("user:alice", at(11_000), w)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store.banned_until("user:alice", at(11_000)).await.unwrap(),
+            None
+        );
+        store.ban("user:alice", at(20_000)).await.unwrap();
+        assert_eq!(
+            store.banned_until("user:alice", at(19_999)).await.unwrap(),
+            Some(at(20_000))
+        );
+        assert_eq!(
+            store.banned_until("user:alice", at(20_000)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.banned_until("user:bob", at(15_000)).await.unwrap(),
+            None
+        );
     }
 
     async fn parallel_inserts_respect_the_limit(store: Arc<dyn SessionStore>) {

@@ -1,0 +1,100 @@
+//! Login throttling. Failed logins are counted per canonical user name
+//! (trimmed, case-folded) and per client address, in a sliding window kept
+//! in the session store (so a fleet shares them). Past the limit, logins for
+//! that name or address are refused without verifying a password until the
+//! ban ends.
+//!
+//! The trade-off: anyone can lock a user out for `ban_time` by failing
+//! `max_failures` times with their name. Bans are short, refused attempts
+//! cost nothing (no hashing), and the address limit (ten times the name
+//! limit) stops one source from cycling through names.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::state::Shared;
+use crate::config::LoginSettings;
+use crate::session::store::StoreError;
+
+/// An address may fail this many times more than a single name.
+const ADDRESS_FACTOR: u32 = 10;
+
+fn subjects(username: &str, ip: Option<IpAddr>) -> Vec<(String, u32)> {
+    let mut out = vec![(format!("user:{}", username.trim().to_lowercase()), 1)];
+    if let Some(ip) = ip {
+        out.push((format!("ip:{ip}"), ADDRESS_FACTOR));
+    }
+    out
+}
+
+/// `Some(wait)` when logins for this name or address are banned now.
+pub async fn banned(
+    shared: &Shared,
+    settings: &LoginSettings,
+    username: &str,
+    ip: Option<IpAddr>,
+) -> Result<Option<Duration>, StoreError> {
+    if settings.max_failures == 0 {
+        return Ok(None);
+    }
+    let now = shared.clock.now();
+    let mut longest = None;
+    for (subject, _) in subjects(username, ip) {
+        if let Some(until) = shared.store.banned_until(&subject, now).await? {
+            longest = longest.max(Some(until.since(now)));
+        }
+    }
+    Ok(longest)
+}
+
+/// Counts a failed login; bans the name or address that reached its limit.
+pub async fn failed(
+    shared: &Shared,
+    settings: &LoginSettings,
+    username: &str,
+    ip: Option<IpAddr>,
+) -> Result<(), StoreError> {
+    if settings.max_failures == 0 {
+        return Ok(());
+    }
+    let now = shared.clock.now();
+    for (subject, factor) in subjects(username, ip) {
+        let count = shared
+            .store
+            .record_failure(&subject, now, settings.failure_window)
+            .await?;
+        if count >= settings.max_failures.saturating_mul(factor) {
+            shared
+                .store
+                .ban(&subject, now.plus(settings.ban_time))
+                .await?;
+            tracing::warn!(
+                target: "gatehouse::audit",
+                event = "login_throttled",
+                subject = ?subject,
+                failures = count,
+                ban_seconds = settings.ban_time.as_secs(),
+                "login throttled: {count} failures"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_canonical_and_addresses_get_more_room() {
+        let s = subjects("  Alice ", Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            s,
+            vec![
+                ("user:alice".to_string(), 1),
+                ("ip:10.0.0.1".to_string(), ADDRESS_FACTOR)
+            ]
+        );
+        assert_eq!(subjects("BOB", None), vec![("user:bob".to_string(), 1)]);
+    }
+}
