@@ -230,3 +230,131 @@ async fn a_query_may_hold_a_url_after_login() {
         .await;
     assert_eq!(r.location(), "/search?u=https://example.org/a");
 }
+
+/// Every request the upstream saw, as "METHOD target".
+fn seen_targets(upstream: &Upstream) -> Vec<String> {
+    upstream
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect()
+}
+
+#[tokio::test]
+async fn connection_header_cannot_remove_the_gateways_identity_header() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    let mut b = Browser::new(&gw.url("/"));
+    b.login("alice", ALICE_PASSWORD, "/").await;
+    let resp = gw.raw(&format!(
+        "GET /private HTTP/1.1\r\nHost: app\r\nConnection: close, X-Remote-User, X-Remote-Groups\r\nCookie: {}\r\n\r\n",
+        b.cookie_header()
+    ));
+    assert_eq!(raw_status(&resp), 200, "{resp}");
+    let seen = upstream.last();
+    assert_eq!(
+        seen.header("x-remote-user"),
+        Some("alice"),
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.header("x-remote-groups"), Some("staff,admins"));
+}
+
+#[test]
+fn smuggling_attempts_never_reach_a_login_route_unauthenticated() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    let smuggled = "GET /private HTTP/1.1\r\nHost: app\r\n\r\n";
+    let attempts = [
+        // CL.TE: the front reads Content-Length, the back chunked (or the reverse)
+        format!(
+            "POST /static/x HTTP/1.1\r\nHost: app\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}",
+            5 + smuggled.len()
+        ),
+        // TE.CL
+        format!(
+            "POST /static/x HTTP/1.1\r\nHost: app\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+            smuggled.len()
+        ),
+        // two different Content-Lengths
+        format!("POST /static/x HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\nContent-Length: {}\r\n\r\n{smuggled}", smuggled.len()),
+        // an obfuscated Transfer-Encoding
+        format!("POST /static/x HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\nTransfer-Encoding: xchunked\r\n\r\n{smuggled}"),
+    ];
+    for (n, attack) in attempts.iter().enumerate() {
+        let resp = gw.raw(attack);
+        let statuses: Vec<u16> = resp
+            .match_indices("HTTP/1.1 ")
+            .filter_map(|(i, _)| resp.get(i + 9..i + 12)?.parse().ok())
+            .collect();
+        let private_served = seen_targets(&upstream)
+            .iter()
+            .any(|t| t.ends_with(" /private"));
+        assert!(
+            !private_served,
+            "attempt {n}: /private reached the app without a session: {:?}",
+            seen_targets(&upstream)
+        );
+        // at most one answer: the smuggled request was never answered on its own
+        assert!(statuses.len() <= 1, "attempt {n}: {statuses:?}\n{resp}");
+    }
+}
+
+#[test]
+fn an_http_1_0_body_is_forwarded_whole() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    let resp =
+        gw.raw("POST /static/form HTTP/1.0\r\nHost: app\r\nContent-Length: 11\r\n\r\nhello=world");
+    assert_eq!(raw_status(&resp), 200, "{resp}");
+    assert_eq!(upstream.last().body, b"hello=world");
+}
+
+#[tokio::test]
+async fn an_upgrade_the_app_refuses_does_not_become_a_tunnel() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    // the app answers 200, not 101: the next request on the connection is
+    // still HTTP, and still needs a session
+    let resp = gw.raw(
+        "GET /static/ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\
+         GET /private HTTP/1.1\r\nHost: app\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        !seen_targets(&upstream)
+            .iter()
+            .any(|t| t.ends_with(" /private")),
+        "{resp}"
+    );
+}
+
+#[tokio::test]
+async fn host_case_and_absolute_form_cannot_confuse_routing() {
+    let upstream = Upstream::start();
+    let other = Upstream::start();
+    let extra_route = format!("[[route]]\nhost = \"app.example.com\"\npath_prefix = \"/\"\nupstream = \"{}\"\naccess = \"public\"\n\n", other.addr);
+    // the host route goes first: it must match whatever the case and port
+    let text =
+        config(upstream.addr, "").replacen("[[route]]", &format!("{extra_route}[[route]]"), 1);
+    let gw = Gateway::start(&text);
+    let resp = gw.raw("GET /x HTTP/1.1\r\nHost: APP.Example.COM:8080\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&resp), 200, "{resp}");
+    assert_eq!(other.count(), 1);
+    // absolute-form naming the public host while Host names another: refused
+    let before = (upstream.count(), other.count());
+    let resp = gw.raw("GET http://app.example.com/private HTTP/1.1\r\nHost: intranet\r\nAccept: text/html\r\nConnection: close\r\n\r\n");
+    assert!(matches!(raw_status(&resp), 400 | 303), "{resp}");
+    assert_eq!(
+        (upstream.count(), other.count()),
+        before,
+        "nothing forwarded"
+    );
+    // absolute-form that agrees with Host routes by that host
+    let resp = gw.raw("GET http://intranet/private HTTP/1.1\r\nHost: intranet\r\nAccept: text/html\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        raw_status(&resp),
+        303,
+        "login route needs a session: {resp}"
+    );
+}
