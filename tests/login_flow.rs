@@ -390,3 +390,56 @@ async fn neither_password_nor_session_id_reaches_the_log() {
     );
     assert!(!log.contains(&id), "session ID in the log");
 }
+
+#[tokio::test]
+async fn the_signed_assertion_verifies_and_cannot_be_spoofed() {
+    use base64::Engine;
+    let upstream = Upstream::start();
+    let key = "an-assertion-key-of-at-least-32-bytes!!";
+    let text = format!(
+        "{}\n[identity]\nassertion_header = \"X-Gatehouse-Assertion\"\nassertion_key_file = \"assertion.key\"\n",
+        config(upstream.addr, "")
+    );
+    let gw = Gateway::start_with_files(&text, &[("assertion.key", key)]);
+    let mut b = Browser::new(&gw.url("/"));
+    b.login("alice", ALICE_PASSWORD, "/").await;
+    b.get_with(
+        "/app",
+        &[
+            ("Accept", "text/html"),
+            ("X-Gatehouse-Assertion", "forged.value"),
+            ("x_gatehouse_assertion", "forged"),
+        ],
+    )
+    .await;
+    let seen = upstream.last();
+    let values = seen.header_all("x-gatehouse-assertion");
+    assert_eq!(values.len(), 1, "{:?}", seen.headers);
+    assert!(
+        seen.headers_like("x-gatehouse-assertion").len() == 1,
+        "{:?}",
+        seen.headers
+    );
+    // verify as an app would: HMAC-SHA256 over the body, base64url
+    let (body, sig) = values[0].split_once('.').unwrap();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let tag = engine.decode(sig).unwrap();
+    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+    ring::hmac::verify(&k, body.as_bytes(), &tag).expect("signature verifies");
+    let claims: serde_json::Value = serde_json::from_slice(&engine.decode(body).unwrap()).unwrap();
+    assert_eq!(claims["user"], "alice");
+    assert_eq!(claims["groups"], serde_json::json!(["staff", "admins"]));
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        60
+    );
+
+    // not signed in, on a public route: any inbound assertion is dropped
+    Browser::new(&gw.url("/"))
+        .get_with("/static/x", &[("X-Gatehouse-Assertion", "forged.value")])
+        .await;
+    assert!(upstream
+        .last()
+        .headers_like("x-gatehouse-assertion")
+        .is_empty());
+}

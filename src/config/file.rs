@@ -121,6 +121,8 @@ pub struct IdentitySection {
     pub name_header: Option<String>,
     pub groups_header: Option<String>,
     pub strip_prefixes: Option<Vec<String>>,
+    pub assertion_header: Option<String>,
+    pub assertion_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -114,6 +114,21 @@ pub struct IdentitySettings {
     pub name_header: String,
     pub groups_header: String,
     pub strip_prefixes: Vec<String>,
+    /// The signed identity assertion, for apps that verify.
+    pub assertion: Option<AssertionSettings>,
+}
+
+/// `identity.assertion_header` with the key from `assertion_key_file`.
+#[derive(Clone)]
+pub struct AssertionSettings {
+    pub header: String,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for AssertionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AssertionSettings({}, key hidden)", self.header)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +187,7 @@ impl IdentitySettings {
             ]
             .map(String::from)
             .to_vec(),
+            assertion: None,
         }
     }
 }

@@ -112,7 +112,7 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
             }
         }
     }
-    let identity = validate_identity(model.identity, &root.key("identity"), sink);
+    let identity = validate_identity(path, model.identity, &root.key("identity"), sink);
 
     let key = root.key("login").key("max_concurrent_hashes");
     let max_concurrent_hashes = model.login.max_concurrent_hashes.unwrap_or(4);
@@ -482,6 +482,7 @@ fn validate_session(
 }
 
 fn validate_identity(
+    path: &Path,
     s: super::file::IdentitySection,
     key: &KeyPath,
     sink: &mut ErrorSink,
@@ -510,11 +511,59 @@ fn validate_identity(
             );
         }
     }
+    let assertion = match (s.assertion_header, s.assertion_key_file) {
+        (None, None) => None,
+        (Some(_), None) => {
+            sink.push(
+                &key.key("assertion_key_file"),
+                "an assertion header needs a key: expected a file with at least 32 bytes",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            sink.push(
+                &key.key("assertion_header"),
+                "expected a header name for the assertion, like \"X-Gatehouse-Assertion\"",
+            );
+            None
+        }
+        (Some(h), Some(file)) => {
+            let resolved = relative_to(path, &file);
+            let key_bytes = match std::fs::read(&resolved) {
+                Ok(bytes) if bytes.len() >= 32 => Some(bytes),
+                Ok(_) => {
+                    sink.push(
+                        &key.key("assertion_key_file"),
+                        "expected a file holding at least 32 bytes of key",
+                    );
+                    None
+                }
+                Err(e) => {
+                    sink.push(
+                        &key.key("assertion_key_file"),
+                        format!("cannot read {}: {e}", resolved.display()),
+                    );
+                    None
+                }
+            };
+            let header_ok = http::HeaderName::from_bytes(h.as_bytes()).is_ok();
+            if !header_ok {
+                sink.push(
+                    &key.key("assertion_header"),
+                    format!("expected an HTTP header name, found {h:?}"),
+                );
+            }
+            key_bytes
+                .filter(|_| header_ok)
+                .map(|k| AssertionSettings { header: h, key: k })
+        }
+    };
     IdentitySettings {
         user_header,
         email_header,
         name_header,
         groups_header,
         strip_prefixes,
+        assertion,
     }
 }

@@ -59,6 +59,10 @@ pub fn must_strip(name: &str, settings: &IdentitySettings) -> bool {
         &settings.groups_header,
     ];
     own.iter().any(|h| eq_folded(name, h))
+        || settings
+            .assertion
+            .as_ref()
+            .is_some_and(|a| eq_folded(name, &a.header))
         || GATEWAY_OWNED.iter().any(|h| eq_folded(name, h))
         || settings
             .strip_prefixes

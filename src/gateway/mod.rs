@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod app_response;
+pub mod assertion;
 pub mod authenticate;
 pub mod cookie;
 pub mod device_label;
@@ -150,7 +151,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        upstream_request::rewrite(session, upstream_request, ctx)
+        upstream_request::rewrite(session, upstream_request, ctx, self.shared.clock.now())
     }
 
     async fn response_filter(

@@ -14,6 +14,7 @@ pub fn rewrite(
     session: &Session,
     req: &mut RequestHeader,
     ctx: &RequestCtx,
+    now: crate::clock::Timestamp,
 ) -> pingora::Result<()> {
     let settings = &ctx.snapshot.settings;
 
@@ -76,6 +77,10 @@ pub fn rewrite(
                 )
             })?;
             req.insert_header(name.to_string(), value)?;
+        }
+        if let Some(a) = &settings.identity.assertion {
+            let value = super::assertion::assertion(identity, &a.key, now);
+            req.insert_header(a.header.clone(), value)?;
         }
     }
     req.insert_header("X-Forwarded-For", fwd.for_)?;
