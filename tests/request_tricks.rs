@@ -358,3 +358,71 @@ async fn host_case_and_absolute_form_cannot_confuse_routing() {
         "login route needs a session: {resp}"
     );
 }
+
+#[test]
+fn a_servlet_style_dot_segment_is_refused() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    for target in [
+        "/static/..;/private",
+        "/static/..;jsessionid=x/private",
+        "/static/.;/x",
+    ] {
+        let resp = gw.raw(&format!(
+            "GET {target} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(raw_status(&resp), 400, "{target}: {resp}");
+    }
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn every_state_changing_own_endpoint_wants_its_csrf_token() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    let mut b = Browser::new(&gw.url("/"));
+    b.login("alice", ALICE_PASSWORD, "/").await;
+    let forged = [
+        ("/.gatehouse/logout", vec![]),
+        ("/.gatehouse/devices/revoke-others", vec![]),
+        (
+            "/.gatehouse/password",
+            vec![
+                ("current", ALICE_PASSWORD),
+                ("new", "new-password-123"),
+                ("confirm", "new-password-123"),
+            ],
+        ),
+    ];
+    for (path, fields) in forged {
+        let r = b.post_form(path, &fields).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
+    assert_eq!(b.page("/").await.status, 200, "still signed in");
+    let r = Browser::new(&gw.url("/"))
+        .login("alice", ALICE_PASSWORD, "/")
+        .await;
+    assert_eq!(r.status, 303, "the password did not change");
+}
+
+#[tokio::test]
+async fn own_pages_carry_the_security_headers() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(upstream.addr, ""));
+    let mut b = Browser::new(&gw.url("/"));
+    for path in ["/.gatehouse/login", "/.gatehouse/nope", "/private"] {
+        let r = b.page(path).await;
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
+    }
+}

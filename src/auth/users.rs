@@ -159,6 +159,15 @@ mod tests {
         assert!(db.get("carol").is_none());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn users_text_never_panics(text in "\\PC{0,300}") {
+            if let Err(errors) = UserDb::parse(Path::new("u.toml"), &text) {
+                proptest::prop_assert!(errors.0.iter().all(|e| e.file == Path::new("u.toml")));
+            }
+        }
+    }
+
     #[test]
     fn mistakes_name_the_user_key_and_line() {
         let src = "[alice]\npassword = \"plaintext\"\n\n[bob]\npasword = \"x\"\n";

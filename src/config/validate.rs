@@ -567,3 +567,32 @@ fn validate_identity(
         assertion,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Whatever the text, parsing answers Ok or errors that name the file.
+        #[test]
+        fn config_text_never_panics(text in "\\PC{0,300}") {
+            if let Err(errors) = parse(Path::new("fuzz.toml"), &text) {
+                proptest::prop_assert!(!errors.0.is_empty());
+                proptest::prop_assert!(errors.0.iter().all(|e| e.file == Path::new("fuzz.toml")));
+            }
+        }
+
+        /// TOML-shaped input reaches validation, not just the TOML parser.
+        #[test]
+        fn config_shaped_text_never_panics(
+            section in proptest::sample::select(vec!["server", "session", "login", "identity", "[route]", "users", "[invalidation.schedule]"]),
+            key in "[a-z_]{1,16}",
+            value in proptest::sample::select(vec!["\"30m\"", "\"\"", "0", "-1", "[]", "[\"x\"]", "true", "\"0 2 * * *\"", "{ a = 1 }"]),
+        ) {
+            // one section can never be a whole config: always a located error
+            let text = format!("[{section}]\n{key} = {value}\n");
+            let errors = parse(Path::new("fuzz.toml"), &text).err();
+            proptest::prop_assert!(errors.is_some_and(|e| !e.0.is_empty() && e.0.iter().all(|x| x.file == Path::new("fuzz.toml"))));
+        }
+    }
+}
