@@ -166,7 +166,10 @@ fn sessions(
         ),
         None => std::env::var("GATEHOUSE_ADMIN_TOKEN").ok(),
     };
-    let enc = |s: &str| -> String { form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    // percent-encoding for a path segment or query value (a space is %20, not +)
+    let enc = |s: &str| -> String {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
     let dry = |d: bool| if d { "?dry_run=true" } else { "" };
     let (method, path) = match &action {
         SessionsAction::List { user: Some(u) } => ("GET", format!("/api/sessions?user={}", enc(u))),

@@ -4,7 +4,7 @@
 //! after a graceful stop.
 
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server};
+use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::path::{Path, PathBuf};
@@ -62,7 +62,7 @@ fn prepare_store(
     store: &MemoryStore,
     snap: &Snapshot,
     now: crate::clock::Timestamp,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let state_file = snap.settings.server.state_dir.as_deref().map(snapshot_path);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -79,13 +79,20 @@ fn prepare_store(
         METRICS.invalidation(Invalidation::Restart);
         tracing::warn!(target: "gatehouse::audit", event = "restart_invalidation", count = saved, "security: restart invalidation: {saved} sessions ended");
     } else if let Some(file) = state_file.filter(|f| f.exists()) {
-        match store.load_snapshot(&file) {
-            Ok(n) => tracing::info!("restored {n} sessions from {}", file.display()),
-            Err(e) => tracing::warn!("starting with no sessions: {e}"),
-        }
+        let restored = match store.load_snapshot(&file) {
+            Ok(n) => {
+                tracing::info!("restored {n} sessions from {}", file.display());
+                true
+            }
+            Err(e) => {
+                tracing::warn!("starting with no sessions: {e}");
+                false
+            }
+        };
         let _ = std::fs::remove_file(&file);
+        return Ok(restored);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Runs the gateway on `snapshot`; `extra` may add services (the demo app,
@@ -103,6 +110,7 @@ pub fn serve(
     };
     let listen = snapshot.settings.server.listen.clone();
     let admin_listen = snapshot.settings.server.admin_listen;
+    let admin_token = snapshot.settings.server.admin_token.clone();
     let threads = snapshot.settings.server.threads;
     let grace = snapshot.settings.server.grace_period.as_secs();
     let upgrade_sock = snapshot.settings.server.upgrade_sock.display().to_string();
@@ -115,8 +123,12 @@ pub fn serve(
 
     let clock = Arc::new(SystemClock);
     let store = Arc::new(MemoryStore::new());
-    prepare_store(&store, &snapshot, clock.now())?;
-    let shared = Arc::new(Shared::new(snapshot, store.clone(), clock, secret)?);
+    // `-t` only checks that the server can start: it must not consume the
+    // saved sessions or sign anyone out.
+    let restored = !flags.test && prepare_store(&store, &snapshot, clock.now())?;
+    let mut shared = Shared::new(snapshot, store.clone(), clock, secret)?;
+    shared.sessions_restored = restored;
+    let shared = Arc::new(shared);
 
     let conf = ServerConf {
         threads,
@@ -149,6 +161,7 @@ pub fn serve(
             "admin".to_string(),
             AdminApp {
                 shared: Arc::clone(&shared),
+                token: admin_token,
             },
         );
         admin.add_tcp(&addr.to_string());
@@ -178,9 +191,15 @@ pub fn serve(
             .join(", "),
         admin_listen.map_or_else(String::new, |a| format!("; admin on {a}"))
     );
+    let mut phases = server.watch_execution_phase();
     server.run(RunArgs::default());
 
-    if let Some(dir) = keep_sessions {
+    // After a binary upgrade the new process is already serving: sessions
+    // saved now would come back on its next restart, stale. Save only when
+    // this process is really the last one.
+    let upgraded = std::iter::from_fn(|| phases.try_recv().ok())
+        .any(|p| matches!(p, ExecutionPhase::GracefulUpgradeTransferringFds));
+    if let Some(dir) = keep_sessions.filter(|_| !upgraded) {
         match store.save_snapshot(&snapshot_path(&dir)) {
             Ok(n) => tracing::info!("saved {n} sessions for the next start"),
             Err(e) => tracing::error!("sessions not saved, the next start signs everyone out: {e}"),

@@ -65,7 +65,6 @@ fn query_value(query: &str, name: &str) -> Option<String> {
 fn session_json(list: &UserSessions) -> serde_json::Value {
     let items: Vec<_> = list
         .iter()
-        .rev()
         .map(|(key, r)| {
             json!({
                 "id": key.to_hex(),
@@ -83,8 +82,14 @@ fn session_json(list: &UserSessions) -> serde_json::Value {
 
 const LIST_LIMIT: usize = 10_000;
 
+/// Requests from a web page (they carry `Origin`) are refused outright.
+pub fn refuse_browser() -> Answer {
+    error(403, "forbidden", "the admin API does not answer browsers")
+}
+
 pub async fn handle(
     shared: &Shared,
+    token: Option<&str>,
     method: &str,
     path: &str,
     query: &str,
@@ -109,15 +114,18 @@ pub async fn handle(
     if !path.starts_with("/api/") {
         return error(404, "not_found", "no such endpoint");
     }
-    let snap = shared.snapshot.load();
-    if !token_ok(snap.settings.server.admin_token.as_deref(), authorization) {
+    if !token_ok(token, authorization) {
         return error(401, "unauthorized", "a valid bearer token is required");
     }
     let dry_run = query_flag(query, "dry_run");
     let now = shared.clock.now();
     let result = match (method, path.trim_end_matches('/')) {
         ("GET", "/api/sessions") => match query_value(query, "user") {
-            Some(user) => shared.store.list_user(&user).await,
+            // both most recently used first
+            Some(user) => shared.store.list_user(&user).await.map(|mut l| {
+                l.reverse();
+                l
+            }),
             None => shared.store.list_all(LIST_LIMIT).await,
         }
         .map(|list| json_answer(200, session_json(&list))),

@@ -15,6 +15,10 @@ use crate::gateway::state::Shared;
 
 pub struct AdminApp {
     pub shared: Arc<Shared>,
+    /// The token from the config the listener was opened with. Fixed for
+    /// the life of the listener: a reload cannot drop it while the listener
+    /// stays where it was bound.
+    pub token: Option<String>,
 }
 
 #[async_trait]
@@ -27,14 +31,22 @@ impl ServeHttp for AdminApp {
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let answer = api::handle(
-            &self.shared,
-            req.method.as_str(),
-            req.uri.path(),
-            req.uri.query().unwrap_or(""),
-            authorization.as_deref(),
-        )
-        .await;
+        // A browser page on this machine could POST here (no preflight for
+        // a simple request); the CLI and scrapers send no Origin.
+        let from_browser = req.headers.contains_key(http::header::ORIGIN);
+        let answer = if from_browser {
+            api::refuse_browser()
+        } else {
+            api::handle(
+                &self.shared,
+                self.token.as_deref(),
+                req.method.as_str(),
+                req.uri.path(),
+                req.uri.query().unwrap_or(""),
+                authorization.as_deref(),
+            )
+            .await
+        };
         http::Response::builder()
             .status(answer.status)
             .header("Content-Type", answer.content_type)

@@ -1,7 +1,9 @@
-//! Password verification off the async workers: argon2id runs in the
-//! blocking pool behind a semaphore, at the lowest CPU priority, so a login
-//! flood cannot starve proxied traffic: the proxy threads win every
-//! contended core, and hashing uses what is left.
+//! Password verification off the async workers: each argon2id computation
+//! runs on a thread of its own at the lowest CPU priority, at most
+//! `max_concurrent` at once, so a login flood cannot starve proxied traffic:
+//! the proxy threads win every contended core, and hashing uses what is
+//! left. (Its own threads, not tokio's blocking pool: the idle priority
+//! cannot be undone, and must not stick to threads doing other work.)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -57,12 +59,9 @@ impl PasswordVerifier {
         drop(queued);
         let real = stored.is_some();
         let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
-        let ok = tokio::task::spawn_blocking(move || {
-            yield_cpu_to_proxying();
-            verify_password(&hash, &password)
-        })
-        .await
-        .unwrap_or(false);
+        let ok = off_thread(move || verify_password(&hash, &password))
+            .await
+            .unwrap_or(false);
         Ok(ok && real)
     }
 
@@ -73,34 +72,37 @@ impl PasswordVerifier {
             .acquire()
             .await
             .map_err(|_| "the password hasher is shut down".to_string())?;
-        tokio::task::spawn_blocking(move || {
-            yield_cpu_to_proxying();
-            hash_password(&password)
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        off_thread(move || hash_password(&password))
+            .await
+            .ok_or_else(|| "the password hasher stopped".to_string())?
     }
 }
 
-/// Moves the calling thread to the idle scheduling class, once per thread:
-/// it runs only when no proxy thread wants the core. (On Linux a thread has
-/// its own policy; elsewhere this does nothing.) If the idle class is
-/// refused, the lowest nice value is the fallback.
+/// Runs `work` on a new thread at idle priority; `None` if it panicked.
+/// A thread costs microseconds against argon2's milliseconds.
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("gatehouse-hash".into())
+        .spawn(move || {
+            yield_cpu_to_proxying();
+            let _ = tx.send(work());
+        });
+    spawned.ok()?;
+    rx.await.ok()
+}
+
+/// Lowers the calling thread to the lowest nice value (19). The idle
+/// scheduling class would yield even more, but could starve logins
+/// entirely while proxying saturates every core; nice 19 still guarantees
+/// them a sliver. (On Linux a thread has its own nice value; elsewhere this
+/// does nothing.)
 fn yield_cpu_to_proxying() {
-    thread_local! {
-        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    if LOWERED.with(|l| l.replace(true)) {
-        return;
-    }
     #[cfg(target_os = "linux")]
-    // SAFETY: both calls take plain integers or a pointer to a local that
-    // outlives the call; pid/who = 0 means the calling thread on Linux.
+    // SAFETY: setpriority takes plain integers and touches no memory of
+    // ours; PRIO_PROCESS with who = 0 means the calling thread on Linux.
     unsafe {
-        let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
-            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
-        }
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
     }
 }
 

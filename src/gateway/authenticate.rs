@@ -150,13 +150,21 @@ fn unknown(
     issued: Option<Timestamp>,
     now: Timestamp,
 ) -> Auth {
-    let reason = issued.and_then(|t| {
-        if t < shared.started_at {
-            return Some(EndReason::Restart);
-        }
-        snap.marks_for(global, &[], now).reason(t)
-    });
-    reason.map_or(Auth::Unknown, Auth::Ended)
+    // The store drops a record only when it is dead (the sweep), ended by a
+    // watermark, or lost with the process: say which is most likely.
+    let Some(t) = issued else {
+        return Auth::Unknown;
+    };
+    let reason = if let Some(r) = snap.marks_for(global, &[], now).reason(t) {
+        r
+    } else if t < shared.started_at && !shared.sessions_restored {
+        EndReason::Restart
+    } else if now.since(t) >= snap.settings.session.absolute_timeout {
+        EndReason::Expired
+    } else {
+        EndReason::Idle
+    };
+    Auth::Ended(reason)
 }
 
 /// Ends a session the policy rejected, keeping a tombstone so that every

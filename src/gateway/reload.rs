@@ -39,6 +39,30 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     if sa.groups != sb.groups {
         out.push("session.groups".into());
     }
+    let schedules = |s: &crate::config::Settings| -> Vec<(String, String, Vec<String>)> {
+        s.schedules
+            .iter()
+            .map(|x| {
+                (
+                    x.cron_text.clone(),
+                    x.timezone_name.clone(),
+                    x.exempt_groups.clone(),
+                )
+            })
+            .collect()
+    };
+    if schedules(a) != schedules(b) {
+        out.push(format!(
+            "invalidation.schedule ({} → {})",
+            a.schedules.len(),
+            b.schedules.len()
+        ));
+    }
+    if a.server.logout_paths != b.server.logout_paths
+        || a.server.trusted_proxies != b.server.trusted_proxies
+    {
+        out.push("server.logout_paths/trusted_proxies".into());
+    }
     let (ua, ub) = (&old.users, &new.users);
     let added = ub.iter().filter(|u| ua.get(&u.username).is_none()).count();
     let removed = ua.iter().filter(|u| ub.get(&u.username).is_none()).count();
@@ -73,6 +97,17 @@ pub fn needs_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
     }
     if a.server.admin_listen != b.server.admin_listen {
         out.push("server.admin_listen");
+    }
+    if a.server.admin_token != b.server.admin_token {
+        out.push("server.admin_token_file");
+    }
+    if a.session.invalidate_on_restart != b.session.invalidate_on_restart
+        || a.server.state_dir != b.server.state_dir
+    {
+        out.push("session.invalidate_on_restart/server.state_dir");
+    }
+    if a.server.grace_period != b.server.grace_period {
+        out.push("server.grace_period");
     }
     if a.login.max_concurrent_hashes != b.login.max_concurrent_hashes {
         out.push("login.max_concurrent_hashes");

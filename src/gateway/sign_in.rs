@@ -77,6 +77,7 @@ pub async fn sign_in(
         Admission::Full { live } => Ok(SignIn::Full { live }),
         Admission::Inserted { evicted } => {
             for victim in evicted {
+                METRICS.session_ended(crate::session::EndReason::Evicted);
                 tracing::info!(
                     target: "gatehouse::audit",
                     event = "session_evicted",

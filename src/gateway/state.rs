@@ -78,6 +78,9 @@ pub struct Shared {
     /// When this process started: cookies issued before it whose session is
     /// gone were lost to a restart.
     pub started_at: Timestamp,
+    /// Sessions from before this start were restored from a snapshot: a
+    /// cookie the store does not know was not lost to the restart.
+    pub sessions_restored: bool,
     /// Serialises changes to the users file made through the gateway.
     pub users_file_lock: tokio::sync::Mutex<()>,
     next_upstream: AtomicUsize,
@@ -105,6 +108,7 @@ impl Shared {
         Ok(Shared {
             verifier: PasswordVerifier::new(snapshot.settings.login.max_concurrent_hashes),
             started_at: clock.now(),
+            sessions_restored: false,
             snapshot: ArcSwap::from_pointee(snapshot),
             store,
             clock,

@@ -54,6 +54,11 @@ impl Schedule {
                 "expected an IANA time zone like \"Europe/Dublin\" or \"UTC\", found {timezone:?}"
             )
         })?;
+        // "0 0 30 2 *" (30 February) parses but never fires: refuse it.
+        let probe = jiff::Timestamp::now().to_zoned(tz.clone());
+        if parsed.find_next_occurrence(&probe, false).is_err() {
+            return Err(format!("the cron expression {cron:?} never fires"));
+        }
         Ok(Schedule {
             cron_text: cron.trim().to_string(),
             timezone_name: timezone.to_string(),
@@ -291,5 +296,8 @@ mod tests {
         assert!(Schedule::parse("0 2 * * *", "Mars/Olympus", vec![])
             .unwrap_err()
             .contains("IANA"));
+        assert!(Schedule::parse("0 0 30 2 *", "UTC", vec![])
+            .unwrap_err()
+            .contains("never fires"));
     }
 }

@@ -167,6 +167,7 @@ async fn end_other(
         .await?
         .is_some()
     {
+        crate::metrics::METRICS.session_ended(EndReason::Logout);
         tracing::info!(
             target: "gatehouse::audit",
             event = "session_revoked",

@@ -153,8 +153,10 @@ pub async fn submit(
         Err(_) => return Ok(store_down(snap)),
     };
     for (key, _) in others.iter().filter(|(k, _)| *k != authed.key) {
-        if shared.store.end(key, EndReason::Password).await.is_err() {
-            return Ok(store_down(snap));
+        match shared.store.end(key, EndReason::Password).await {
+            Ok(Some(_)) => crate::metrics::METRICS.session_ended(EndReason::Password),
+            Ok(None) => {}
+            Err(_) => return Ok(store_down(snap)),
         }
     }
     if end_session(shared, &authed.key, &username, EndReason::Password)

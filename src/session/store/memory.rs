@@ -388,7 +388,8 @@ impl SessionStore for MemoryStore {
         for shard in self.sessions.iter() {
             all.extend(shard.read().iter().map(|(k, r)| (*k, Arc::clone(r))));
         }
-        all.sort_by_key(|(_, r)| r.last_seen);
+        // the most recently used first, so a cut-off drops the stalest
+        all.sort_by_key(|(_, r)| std::cmp::Reverse(r.last_seen));
         all.truncate(limit);
         Ok(all)
     }

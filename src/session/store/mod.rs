@@ -106,8 +106,8 @@ pub trait SessionStore: Send + Sync {
     /// watermark (`Restart` or `Revoked`); never moves one back. Returns
     /// the sessions held at the time, for the audit line.
     async fn revoke_all(&self, reason: EndReason, before: Timestamp) -> Result<usize, StoreError>;
-    /// Every record held (for the admin API), least recently used first,
-    /// at most `limit`.
+    /// Records held (for the admin API), most recently used first, at most
+    /// `limit`.
     async fn list_all(&self, limit: usize) -> Result<UserSessions, StoreError>;
     /// Records a failed login against `subject` ("user:alice", "ip:…") and
     /// returns how many it has had within `window` up to `now`.
@@ -514,7 +514,7 @@ pub(crate) mod conformance {
             .iter()
             .map(|(_, r)| r.user.clone())
             .collect();
-        assert_eq!(users, vec!["bob", "carol", "alice"]);
+        assert_eq!(users, vec!["alice", "carol", "bob"]);
         assert_eq!(store.list_all(2).await.unwrap().len(), 2);
     }
 
