@@ -179,7 +179,12 @@ pub fn run_demo(listen: SocketAddr, app: SocketAddr) -> Result<(), String> {
         disabled: false,
     };
     let snapshot = Snapshot::new(demo_settings(listen, app), UserDb::from_users([user]));
-    println!("gatehouse demo\n  open      http://{listen}/\n  user      {DEMO_USER}\n  password  {secret}\n  (the demo app itself listens on {app}; stop with Ctrl-C)");
+    let banner = format!("gatehouse demo\n  open      http://{listen}/\n  user      {DEMO_USER}\n  password  {secret}\n  (the demo app itself listens on {app}; stop with Ctrl-C)");
+    // A closed stdout (the reader went away) must not stop the demo.
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, format!("{banner}\n").as_bytes());
+    let _ = std::io::Write::flush(&mut out);
+    drop(out);
     serve(snapshot, ProcessFlags::default(), |server, _shared| {
         let mut service = Service::new("demo app".to_string(), DemoApp);
         service.add_tcp(&app.to_string());

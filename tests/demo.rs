@@ -20,10 +20,12 @@ impl Drop for Kill {
 async fn the_demo_prints_a_password_that_signs_in() {
     let listen = format!("127.0.0.1:{}", common::free_port());
     let app = format!("127.0.0.1:{}", common::free_port());
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("demo.log");
     let mut child = Command::new(common::binary())
         .args(["demo", "--listen", &listen, "--app-listen", &app])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -53,7 +55,8 @@ async fn the_demo_prints_a_password_that_signs_in() {
     {
         assert!(
             std::time::Instant::now() < deadline,
-            "the demo did not start"
+            "the demo did not start:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

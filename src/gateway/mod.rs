@@ -56,6 +56,9 @@ pub struct RequestCtx {
     /// Status of the gateway's own answer, if it gave one.
     pub status: u16,
     pub started: Instant,
+    /// When the request left for the app, and how long its answer took.
+    pub upstream_sent: Option<Instant>,
+    pub upstream_ms: Option<u64>,
 }
 
 /// How a request ended, for the requests metric.
@@ -117,6 +120,8 @@ impl ProxyHttp for Gateway {
             own_page: false,
             status: 0,
             started: Instant::now(),
+            upstream_sent: None,
+            upstream_ms: None,
         }
     }
 
@@ -151,6 +156,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        ctx.upstream_sent = Some(Instant::now());
         upstream_request::rewrite(session, upstream_request, ctx, self.shared.clock.now())
     }
 
@@ -160,6 +166,9 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        ctx.upstream_ms = ctx
+            .upstream_sent
+            .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX));
         app_response::finish(&self.shared, response, ctx).await
     }
 
@@ -191,6 +200,7 @@ impl ProxyHttp for Gateway {
             user = ctx.user.as_deref().unwrap_or("-"),
             route = ctx.route.map_or(-1, |r| i64::try_from(r).unwrap_or(-1)),
             ms = ctx.started.elapsed().as_millis() as u64,
+            upstream_ms = ctx.upstream_ms.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
             "request"
         );
     }

@@ -22,13 +22,22 @@ pub const ALICE_PASSWORD: &str = "alice-password-1";
 pub const TEST_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
 pub const BOB_PASSWORD: &str = "bob-password-22";
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and never handed out before in this
+/// test process (the kernel may offer the same port to two binds in a row).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut seen = HANDED_OUT.lock().unwrap();
+        if !seen.contains(&port) {
+            seen.push(port);
+            return port;
+        }
+    }
 }
 
 fn hashes() -> &'static (String, String) {
