@@ -4,7 +4,7 @@
 
 use pingora::proxy::Session;
 
-use super::form::{read_form, FormBody};
+use super::form::read_form;
 use super::{forged, require_session, Reply};
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::{end_session, Authed};
@@ -111,15 +111,15 @@ pub async fn revoke(
     session: &mut Session,
     others: bool,
 ) -> pingora::Result<Reply> {
-    let fields = match read_form(session).await? {
-        FormBody::TooLarge => return Ok(super::too_large(snap)),
-        FormBody::Fields(f) => f,
+    let form = match read_form(snap, session).await? {
+        Ok(form) => form,
+        Err(reply) => return Ok(reply),
     };
     let authed = match require_session(shared, snap, session, "/devices").await {
         Ok(a) => a,
         Err(reply) => return Ok(reply),
     };
-    let token = fields.get("csrf_token").map(String::as_str).unwrap_or("");
+    let token = form.get("csrf_token");
     if !shared.signer.verify(CSRF_PURPOSE, &authed.key.0, token) {
         return Ok(forged(snap, "Not done", ""));
     }
@@ -127,7 +127,7 @@ pub async fn revoke(
         Ok(s) => s,
         Err(_) => return Ok(super::store_down(snap)),
     };
-    let wanted = fields.get("device").and_then(|h| SessionKey::from_hex(h));
+    let wanted = SessionKey::from_hex(form.get("device"));
     let victims = sessions.iter().map(|(k, _)| *k).filter(|k| {
         if others {
             *k != authed.key

@@ -5,15 +5,26 @@ use bytes::BytesMut;
 use pingora::proxy::Session;
 use std::collections::HashMap;
 
+use super::{too_large, Reply};
+use crate::gateway::state::Snapshot;
+
 /// The most the gateway reads of a form body.
 pub const MAX_FORM_BYTES: usize = 8 * 1024;
 
-pub enum FormBody {
-    Fields(HashMap<String, String>),
-    TooLarge,
+/// A posted form; a missing field reads as empty.
+pub struct Form(HashMap<String, String>);
+
+impl Form {
+    pub fn get(&self, name: &str) -> &str {
+        self.0.get(name).map_or("", String::as_str)
+    }
 }
 
-pub async fn read_form(session: &mut Session) -> pingora::Result<FormBody> {
+/// The form, or the answer to give when its body is too large.
+pub async fn read_form(
+    snap: &Snapshot,
+    session: &mut Session,
+) -> pingora::Result<Result<Form, Reply>> {
     let declared = session
         .req_header()
         .headers
@@ -22,13 +33,13 @@ pub async fn read_form(session: &mut Session) -> pingora::Result<FormBody> {
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_FORM_BYTES) {
         session.set_keepalive(None);
-        return Ok(FormBody::TooLarge);
+        return Ok(Err(too_large(snap)));
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > MAX_FORM_BYTES {
             session.set_keepalive(None);
-            return Ok(FormBody::TooLarge);
+            return Ok(Err(too_large(snap)));
         }
         body.extend_from_slice(&chunk);
     }
@@ -39,5 +50,5 @@ pub async fn read_form(session: &mut Session) -> pingora::Result<FormBody> {
             .entry(k.into_owned())
             .or_insert_with(|| v.into_owned());
     }
-    Ok(FormBody::Fields(fields))
+    Ok(Ok(Form(fields)))
 }

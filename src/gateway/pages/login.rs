@@ -10,8 +10,8 @@ use ring::rand::SecureRandom;
 
 use std::sync::Arc;
 
-use super::form::{read_form, FormBody};
-use super::{device_items, message_page, too_large, ItemControl, Reply};
+use super::form::read_form;
+use super::{busy, device_items, message_page, ItemControl, Reply};
 use crate::auth::verifier::Busy;
 use crate::auth::User;
 use crate::config::OnDeviceLimit;
@@ -142,11 +142,11 @@ pub async fn submit(
     snap: &Snapshot,
     session: &mut Session,
 ) -> pingora::Result<Reply> {
-    let fields = match read_form(session).await? {
-        FormBody::TooLarge => return Ok(too_large(snap)),
-        FormBody::Fields(f) => f,
+    let form = match read_form(snap, session).await? {
+        Ok(form) => form,
+        Err(reply) => return Ok(reply),
     };
-    let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+    let field = |name: &str| form.get(name);
     let rd = safe_redirect(field("rd")).unwrap_or("/").to_string();
     let nonce = match checked_nonce(shared, snap, session, field("csrf_token"), &rd) {
         Ok(n) => n,
@@ -181,18 +181,7 @@ pub async fn submit(
         .await
     {
         Ok(ok) => ok,
-        Err(Busy) => {
-            return Ok(Reply::html(
-                503,
-                message_page(
-                    snap,
-                    "Try again",
-                    "Too many people are signing in right now. Please try again in a moment.",
-                    "",
-                ),
-            )
-            .header("Retry-After", "1"))
-        }
+        Err(Busy) => return Ok(busy(snap)),
     };
     let Some(user) = user.filter(|_| ok) else {
         METRICS.login(Login::Failed);
@@ -319,11 +308,11 @@ pub async fn choose(
     snap: &Snapshot,
     session: &mut Session,
 ) -> pingora::Result<Reply> {
-    let fields = match read_form(session).await? {
-        FormBody::TooLarge => return Ok(too_large(snap)),
-        FormBody::Fields(f) => f,
+    let form = match read_form(snap, session).await? {
+        Ok(form) => form,
+        Err(reply) => return Ok(reply),
     };
-    let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+    let field = |name: &str| form.get(name);
     let nonce = match checked_nonce(shared, snap, session, field("csrf_token"), "/") {
         Ok(n) => n,
         Err(reply) => return Ok(reply),

@@ -3,8 +3,8 @@
 
 use pingora::proxy::Session;
 
-use super::form::{read_form, FormBody};
-use super::{forged, store_down, too_large, Reply};
+use super::form::read_form;
+use super::{forged, store_down, Reply};
 use crate::gateway::authenticate::{authenticate, cookie_header, end_session, Auth};
 use crate::gateway::redirect::login_url;
 use crate::gateway::state::{Shared, Snapshot};
@@ -52,9 +52,9 @@ pub async fn submit(
     snap: &Snapshot,
     session: &mut Session,
 ) -> pingora::Result<Reply> {
-    let fields = match read_form(session).await? {
-        FormBody::TooLarge => return Ok(too_large(snap)),
-        FormBody::Fields(f) => f,
+    let form = match read_form(snap, session).await? {
+        Ok(form) => form,
+        Err(reply) => return Ok(reply),
     };
     let cookies = cookie_header(session.req_header());
     let authed = match authenticate(shared, snap, cookies.as_deref(), false).await {
@@ -63,7 +63,7 @@ pub async fn submit(
         Ok(_) => return Ok(signed_out(snap, true)),
         Err(_) => return Ok(store_down(snap)),
     };
-    let token = fields.get("csrf_token").map(String::as_str).unwrap_or("");
+    let token = form.get("csrf_token");
     if !shared.signer.verify(CSRF_PURPOSE, &authed.key.0, token) {
         tracing::info!(target: "gatehouse::audit", event = "logout_refused", user = ?authed.user.username, cause = "csrf", "logout refused: bad CSRF token");
         let action = format!(

@@ -159,6 +159,20 @@ pub fn forged(snap: &Snapshot, heading: &str, action_html: &str) -> Reply {
     )
 }
 
+/// The hashing queue is full: try again in a moment.
+pub fn busy(snap: &Snapshot) -> Reply {
+    Reply::html(
+        503,
+        message_page(
+            snap,
+            "Try again",
+            "Too many people are signing in right now. Please try again in a moment.",
+            "",
+        ),
+    )
+    .header("Retry-After", "1")
+}
+
 pub fn too_large(snap: &Snapshot) -> Reply {
     Reply::html(
         413,

@@ -4,8 +4,8 @@
 
 use pingora::proxy::Session;
 
-use super::form::{read_form, FormBody};
-use super::{forged, message_page, require_session, store_down, too_large, Reply};
+use super::form::read_form;
+use super::{busy, forged, message_page, require_session, store_down, Reply};
 use crate::auth::users_file;
 use crate::gateway::authenticate::{end_session, Authed};
 use crate::gateway::sign_in::{sign_in, SignIn};
@@ -52,11 +52,11 @@ pub async fn submit(
     snap: &Snapshot,
     session: &mut Session,
 ) -> pingora::Result<Reply> {
-    let fields = match read_form(session).await? {
-        FormBody::TooLarge => return Ok(too_large(snap)),
-        FormBody::Fields(f) => f,
+    let posted = match read_form(snap, session).await? {
+        Ok(posted) => posted,
+        Err(reply) => return Ok(reply),
     };
-    let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
+    let field = |name: &str| posted.get(name);
     let authed = match require_session(shared, snap, session, "/password").await {
         Ok(a) => a,
         Err(reply) => return Ok(reply),
@@ -99,18 +99,7 @@ pub async fn submit(
                 400,
             ));
         }
-        Err(_busy) => {
-            return Ok(Reply::html(
-                503,
-                message_page(
-                    snap,
-                    "Try again",
-                    "Too many people are signing in right now. Please try again in a moment.",
-                    "",
-                ),
-            )
-            .header("Retry-After", "1"))
-        }
+        Err(_busy) => return Ok(busy(snap)),
     }
     let hash = match shared.verifier.hash(new.to_string()).await {
         Ok(h) => h,
