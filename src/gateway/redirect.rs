@@ -52,6 +52,8 @@ mod tests {
         for ok in [
             "/",
             "/docs",
+            // found by the fuzzer: a backslash in the query is harmless
+            "/j?=/j7^\\^?=/j8^",
             "/a/b?x=1&y=%20",
             "/search?q=a%2Fb",
             "/~u/",
@@ -102,9 +104,11 @@ mod tests {
         #[test]
         fn accepted_redirects_never_leave_the_origin(rd in "\\PC{0,30}") {
             if let Some(ok) = safe_redirect(&rd) {
-                proptest::prop_assert!(ok.starts_with('/'));
-                proptest::prop_assert!(!ok.starts_with("//"));
-                proptest::prop_assert!(!ok.contains('\\'));
+                // the origin is decided by the path; a query may hold `\` or `//`
+                let path = ok.split_once('?').map_or(ok, |(p, _)| p);
+                proptest::prop_assert!(path.starts_with('/'));
+                proptest::prop_assert!(!path.contains("//"));
+                proptest::prop_assert!(!path.contains('\\'));
                 proptest::prop_assert!(ok.bytes().all(|b| (0x21..0x7f).contains(&b)));
             }
         }
