@@ -2,7 +2,7 @@
 //! runs on a thread of its own at the lowest CPU priority, at most
 //! `max_concurrent` at once, so a login flood cannot starve proxied traffic:
 //! the proxy threads win every contended core, and hashing uses what is
-//! left. (Its own threads, not tokio's blocking pool: the idle priority
+//! left. (Its own threads, not tokio's blocking pool: a lowered priority
 //! cannot be undone, and must not stick to threads doing other work.)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
