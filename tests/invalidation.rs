@@ -7,19 +7,12 @@ mod common;
 use common::{config, Browser, Gateway, Upstream, ALICE_PASSWORD, BOB_PASSWORD};
 use std::process::Command;
 
-async fn signed_in(gw: &Gateway, user: &str, password: &str) -> Browser {
-    let mut b = Browser::new(&gw.url("/"));
-    let r = b.login(user, password, "/").await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    b
-}
-
 #[tokio::test]
 async fn a_restart_signs_everyone_out_with_reason_restart() {
     for signal in ["KILL", "TERM"] {
         let upstream = Upstream::start();
         let mut gw = Gateway::start(&config(upstream.addr, ""));
-        let mut b = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+        let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
         assert_eq!(b.page("/").await.status, 200);
         gw.stop(signal);
         gw.start_again();
@@ -47,7 +40,7 @@ async fn a_planned_restart_can_keep_sessions() {
     let text = config(upstream.addr, "invalidate_on_restart = false\n")
         .replace("threads = 1\n", "threads = 1\nstate_dir = \"state\"\n");
     let mut gw = Gateway::start(&text);
-    let mut b = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
     gw.stop("TERM");
     let snapshot = gw.dir().join("state").join("sessions.json");
     assert!(snapshot.exists(), "{}", gw.log());
@@ -94,7 +87,7 @@ async fn a_corrupt_snapshot_is_a_warning_not_a_crash() {
         "{}",
         gw.log()
     );
-    signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    gw.signed_in("alice", ALICE_PASSWORD).await;
 }
 
 fn admin_config(upstream: std::net::SocketAddr) -> String {
@@ -148,8 +141,8 @@ async fn the_admin_api_wants_its_token() {
 #[tokio::test]
 async fn revoke_all_dry_run_counts_and_the_real_one_ends_everything() {
     let (_u, gw) = admin_gateway();
-    let mut a = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut b = signed_in(&gw, "bob", BOB_PASSWORD).await;
+    let mut a = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut b = gw.signed_in("bob", BOB_PASSWORD).await;
 
     let (status, body) = admin(&gw, "POST", "/api/revoke-all?dry_run=true", Some(TOKEN)).await;
     assert_eq!(status, 200);
@@ -170,15 +163,15 @@ async fn revoke_all_dry_run_counts_and_the_real_one_ends_everything() {
         gw.log()
     );
     // signing in again works
-    signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    gw.signed_in("alice", ALICE_PASSWORD).await;
 }
 
 #[tokio::test]
 async fn revoke_user_ends_only_that_users_sessions() {
     let (_u, gw) = admin_gateway();
-    let mut a1 = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut a2 = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut b = signed_in(&gw, "bob", BOB_PASSWORD).await;
+    let mut a1 = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut a2 = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut b = gw.signed_in("bob", BOB_PASSWORD).await;
     let (_, body) = admin(
         &gw,
         "POST",
@@ -219,7 +212,7 @@ async fn revoke_user_ends_only_that_users_sessions() {
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text() {
     let (_u, gw) = admin_gateway();
-    let mut a = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut a = gw.signed_in("alice", ALICE_PASSWORD).await;
     a.page("/").await;
     Browser::new(&gw.url("/"))
         .login("alice", "wrong-password", "/")
@@ -263,7 +256,7 @@ async fn metrics_parse_as_prometheus_text() {
 #[tokio::test]
 async fn the_sessions_command_lists_and_revokes() {
     let (_u, gw) = admin_gateway();
-    let mut a = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut a = gw.signed_in("alice", ALICE_PASSWORD).await;
     let token_file = gw.dir().join("admin.token");
     let run = |args: &[&str]| {
         let out = Command::new(common::binary())

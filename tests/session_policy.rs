@@ -15,13 +15,6 @@ fn gateway(session_extra: &str) -> (Upstream, Gateway) {
     (upstream, gw)
 }
 
-async fn signed_in(gw: &Gateway, user: &str, password: &str) -> Browser {
-    let mut b = Browser::new(&gw.url("/"));
-    let r = b.login(user, password, "/").await;
-    assert_eq!(r.status, 303, "{user}: {}", r.body);
-    b
-}
-
 /// Requests `/` every `step` for `total`, asserting each gets through.
 async fn keep_busy(b: &mut Browser, step: Duration, total: Duration) {
     let start = Instant::now();
@@ -41,7 +34,7 @@ async fn keep_busy(b: &mut Browser, step: Duration, total: Duration) {
 #[tokio::test]
 async fn activity_keeps_a_short_idle_session_alive_and_quiet_ends_it() {
     let (_u, gw) = gateway("idle_timeout = \"2s\"\n");
-    let mut b = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
     keep_busy(&mut b, Duration::from_millis(400), Duration::from_secs(4)).await;
     sleep(Duration::from_millis(2500)).await;
     let r = b.page("/quiet").await;
@@ -52,7 +45,7 @@ async fn activity_keeps_a_short_idle_session_alive_and_quiet_ends_it() {
 #[tokio::test]
 async fn a_busy_session_still_ends_at_its_absolute_timeout() {
     let (_u, gw) = gateway("idle_timeout = \"10s\"\nabsolute_timeout = \"2s\"\n");
-    let mut b = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
     let start = Instant::now();
     loop {
         let r = b.page("/busy").await;
@@ -74,7 +67,7 @@ async fn a_busy_session_still_ends_at_its_absolute_timeout() {
 #[tokio::test]
 async fn polling_the_status_endpoint_does_not_keep_a_session_alive() {
     let (_u, gw) = gateway("idle_timeout = \"2s\"\n");
-    let mut b = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
     let first = b.api("/.gatehouse/session").await;
     assert_eq!(first.status, 200, "{}", first.body);
     let j = first.json();
@@ -108,8 +101,8 @@ async fn polling_the_status_endpoint_does_not_keep_a_session_alive() {
 #[tokio::test]
 async fn reject_refuses_the_third_device_until_one_signs_out() {
     let (_u, gw) = gateway("max_devices = 2\non_device_limit = \"reject\"\n");
-    let mut first = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let _second = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut first = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let _second = gw.signed_in("alice", ALICE_PASSWORD).await;
     let mut third = Browser::new(&gw.url("/"));
     let r = third.login("alice", ALICE_PASSWORD, "/").await;
     assert_eq!(r.status, 409);
@@ -120,7 +113,7 @@ async fn reject_refuses_the_third_device_until_one_signs_out() {
     );
     assert!(third.session_cookie().is_none());
     // another user is not affected
-    signed_in(&gw, "bob", BOB_PASSWORD).await;
+    gw.signed_in("bob", BOB_PASSWORD).await;
 
     let token = first.page("/.gatehouse/logout").await.field("csrf_token");
     first
@@ -133,9 +126,9 @@ async fn reject_refuses_the_third_device_until_one_signs_out() {
 #[tokio::test]
 async fn evict_oldest_signs_out_the_least_recently_used_device() {
     let (_u, gw) = gateway("max_devices = 2\non_device_limit = \"evict_oldest\"\n");
-    let mut oldest = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut middle = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut newest = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut oldest = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut middle = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut newest = gw.signed_in("alice", ALICE_PASSWORD).await;
     assert_eq!(newest.page("/").await.status, 200);
     assert_eq!(middle.page("/").await.status, 200, "the other device stays");
     let r = oldest.page("/reports").await;
@@ -155,7 +148,7 @@ async fn evict_oldest_signs_out_the_least_recently_used_device() {
 #[tokio::test]
 async fn ask_lets_the_user_pick_which_device_to_sign_out() {
     let (_u, gw) = gateway("max_devices = 2\non_device_limit = \"ask\"\n");
-    let mut a = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut a = gw.signed_in("alice", ALICE_PASSWORD).await;
     a.user_agent = "Mozilla/5.0 (Windows NT 10.0) Chrome/129.0 Safari/537.36".into();
     a.page("/").await;
     let mut b = Browser::new(&gw.url("/"));
@@ -233,7 +226,7 @@ async fn an_expired_or_forged_pending_login_is_refused() {
         "threads = 1\nsecret_file = \"secret.key\"\n",
     );
     let gw = Gateway::start(&text);
-    let mut a = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut a = gw.signed_in("alice", ALICE_PASSWORD).await;
     let a_key = session_key_of(&mut a).await;
     let mut c = Browser::new(&gw.url("/"));
     let ask = c.login("alice", ALICE_PASSWORD, "/").await;
@@ -330,29 +323,23 @@ async fn fifty_parallel_logins_never_exceed_the_limit_in_any_mode() {
 #[tokio::test]
 async fn group_and_user_overrides_tighten_the_limit() {
     let (_u, gw) = gateway("max_devices = 3\n[session.groups.kiosk]\nmax_devices = 1\n");
-    signed_in(&gw, "dave", BOB_PASSWORD).await;
+    gw.signed_in("dave", BOB_PASSWORD).await;
     let r = Browser::new(&gw.url("/"))
         .login("dave", BOB_PASSWORD, "/")
         .await;
     assert_eq!(r.status, 409, "kiosk members get one device");
     for _ in 0..3 {
-        signed_in(&gw, "bob", BOB_PASSWORD).await;
+        gw.signed_in("bob", BOB_PASSWORD).await;
     }
-    assert_eq!(
-        Browser::new(&gw.url("/"))
-            .login("bob", BOB_PASSWORD, "/")
-            .await
-            .status,
-        409
-    );
+    assert_eq!(gw.login_status("bob", BOB_PASSWORD).await, 409);
 }
 
 #[tokio::test]
 async fn the_devices_page_signs_out_one_or_all_others() {
     let (_u, gw) = gateway("");
-    let mut me = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut other = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut third = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut me = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut other = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut third = gw.signed_in("alice", ALICE_PASSWORD).await;
     let other_key = session_key_of(&mut other).await;
 
     let page = me.page("/.gatehouse/devices").await;
@@ -401,9 +388,9 @@ async fn a_password_change_ends_every_other_session_and_keeps_this_one() {
     let (_u, gw) = gateway("");
     let users_path = gw.dir().join("users.toml");
     let before = std::fs::read_to_string(&users_path).unwrap();
-    let mut here = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut elsewhere = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut bob = signed_in(&gw, "bob", BOB_PASSWORD).await;
+    let mut here = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut elsewhere = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut bob = gw.signed_in("bob", BOB_PASSWORD).await;
     let old_cookie = here.session_cookie().unwrap().clone();
 
     let form = here.page("/.gatehouse/password").await;
@@ -487,28 +474,16 @@ async fn a_password_change_ends_every_other_session_and_keeps_this_one() {
         new_password
     ));
 
-    assert_eq!(
-        Browser::new(&gw.url("/"))
-            .login("alice", ALICE_PASSWORD, "/")
-            .await
-            .status,
-        401
-    );
-    assert_eq!(
-        Browser::new(&gw.url("/"))
-            .login("alice", new_password, "/")
-            .await
-            .status,
-        303
-    );
+    assert_eq!(gw.login_status("alice", ALICE_PASSWORD).await, 401);
+    assert_eq!(gw.login_status("alice", new_password).await, 303);
 }
 
 #[tokio::test]
 async fn users_changed_by_hand_end_their_sessions_on_reload() {
     let (_u, gw) = gateway("");
-    let mut alice = signed_in(&gw, "alice", ALICE_PASSWORD).await;
-    let mut bob = signed_in(&gw, "bob", BOB_PASSWORD).await;
-    let mut dave = signed_in(&gw, "dave", BOB_PASSWORD).await;
+    let mut alice = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut bob = gw.signed_in("bob", BOB_PASSWORD).await;
+    let mut dave = gw.signed_in("dave", BOB_PASSWORD).await;
     let path = gw.dir().join("users.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let db = gatehouse::auth::UserDb::parse(&path, &text).unwrap();
@@ -536,7 +511,7 @@ async fn users_changed_by_hand_end_their_sessions_on_reload() {
 #[tokio::test]
 async fn a_broken_reload_keeps_the_old_config() {
     let (_u, gw) = gateway("");
-    let mut alice = signed_in(&gw, "alice", ALICE_PASSWORD).await;
+    let mut alice = gw.signed_in("alice", ALICE_PASSWORD).await;
     let path = gw.dir().join("gatehouse.toml");
     let good = std::fs::read_to_string(&path).unwrap();
     std::fs::write(

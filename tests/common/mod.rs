@@ -136,6 +136,22 @@ impl Gateway {
         panic!("gateway did not start:\n{}", self.log());
     }
 
+    /// A new browser, signed in as `user` (asserting that it worked).
+    pub async fn signed_in(&self, user: &str, password: &str) -> Browser {
+        let mut b = Browser::new(&self.url("/"));
+        let r = b.login(user, password, "/").await;
+        assert_eq!(r.status, 303, "{user}: {}", r.body);
+        b
+    }
+
+    /// The status a fresh browser gets for a login attempt.
+    pub async fn login_status(&self, user: &str, password: &str) -> u16 {
+        Browser::new(&self.url("/"))
+            .login(user, password, "/")
+            .await
+            .status
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -521,35 +521,12 @@ pub(crate) mod conformance {
     async fn failures_and_bans(store: &dyn SessionStore) {
         let w = Duration::from_secs(10);
         let at = Timestamp::from_millis;
-        assert_eq!(
-            store
-                .record_failure("user:alice", at(1_000), w)
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            store
-                .record_failure("user:alice", at(2_000), w)
-                .await
-                .unwrap(),
-            2
-        );
-        assert_eq!(
-            store
-                .record_failure("user:bob", at(2_000), w)
-                .await
-                .unwrap(),
-            1
-        );
+        let fail = |subject: &'static str, ms: u64| store.record_failure(subject, at(ms), w);
+        assert_eq!(fail("user:alice", 1_000).await.unwrap(), 1);
+        assert_eq!(fail("user:alice", 2_000).await.unwrap(), 2);
+        assert_eq!(fail("user:bob", 2_000).await.unwrap(), 1);
         // the window slides: the failure at 1 s has left it at 11 s
-        assert_eq!(
-            store
-                .record_failure("user:alice", at(11_000), w)
-                .await
-                .unwrap(),
-            2
-        );
+        assert_eq!(fail("user:alice", 11_000).await.unwrap(), 2);
         assert_eq!(
             store.banned_until("user:alice", at(11_000)).await.unwrap(),
             None
