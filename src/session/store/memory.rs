@@ -471,6 +471,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn passes_the_conformance_suite() {
-        crate::session::store::conformance::run(|| Arc::new(MemoryStore::new())).await;
+        crate::session::store::conformance::run(
+            || Arc::new(MemoryStore::new()),
+            crate::session::store::conformance::Cleanup::Sweep,
+        )
+        .await;
     }
 }
