@@ -19,7 +19,8 @@ use crate::config::{self, ConfigErrors};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::Gateway;
 use crate::metrics::{Invalidation, METRICS};
-use crate::session::store::{MemoryStore, SessionStore};
+use crate::config::StoreKind;
+use crate::session::store::{MemoryStore, RedisOptions, RedisStore, SessionStore};
 use crate::session::EndReason;
 
 /// Pingora's own process flags, kept on `gatehouse run`.
@@ -95,6 +96,39 @@ fn prepare_store(
     Ok(false)
 }
 
+/// The Redis store before any listener opens: with
+/// `invalidate_on_restart`, this start signs out every earlier session of
+/// the fleet. That must reach Redis, so an unreachable Redis stops the start
+/// (the service manager retries); without it, the gateway starts and
+/// answers 503 until Redis is back.
+fn prepare_shared_store(
+    store: &RedisStore,
+    snap: &Snapshot,
+    now: crate::clock::Timestamp,
+) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    if !snap.settings.session.invalidate_on_restart {
+        if let Err(e) = rt.block_on(store.ping()) {
+            tracing::warn!("{} is not answering yet ({e}); serving 503 until it does", store.describe());
+        }
+        return Ok(());
+    }
+    let ended = rt
+        .block_on(store.revoke_all(EndReason::Restart, now))
+        .map_err(|e| {
+            format!(
+                "cannot sign out earlier sessions (session.invalidate_on_restart) because {} is unreachable: {e}",
+                store.describe()
+            )
+        })?;
+    METRICS.invalidation(Invalidation::Restart);
+    tracing::warn!(target: "gatehouse::audit", event = "restart_invalidation", count = ended, "security: restart invalidation: {ended} sessions ended");
+    Ok(())
+}
+
 /// Runs the gateway on `snapshot`; `extra` may add services (the demo app,
 /// the reloader). Returns after a graceful stop.
 pub fn serve(
@@ -122,11 +156,34 @@ pub fn serve(
     let _ = password::dummy_hash();
 
     let clock = Arc::new(SystemClock);
-    let store = Arc::new(MemoryStore::new());
     // `-t` only checks that the server can start: it must not consume the
     // saved sessions or sign anyone out.
-    let restored = !flags.test && prepare_store(&store, &snapshot, clock.now())?;
-    let mut shared = Shared::new(snapshot, store.clone(), clock, secret)?;
+    let (store, memory, restored): (Arc<dyn SessionStore>, _, _) =
+        match &snapshot.settings.session.store {
+            StoreKind::Memory => {
+                let m = Arc::new(MemoryStore::new());
+                let restored = !flags.test && prepare_store(&m, &snapshot, clock.now())?;
+                (m.clone(), Some(m), restored)
+            }
+            StoreKind::Redis(r) => {
+                let general = snapshot.most_generous();
+                let store = RedisStore::new(RedisOptions {
+                    target: r.target.clone(),
+                    prefix: r.key_prefix.clone(),
+                    timeout: r.timeout,
+                    cache_ttl: r.cache_ttl,
+                    max_idle: general.idle_timeout,
+                    max_age: general.absolute_timeout,
+                })?;
+                if !flags.test {
+                    prepare_shared_store(&store, &snapshot, clock.now())?;
+                }
+                // Sessions live in Redis across restarts: a cookie the
+                // store does not know was not lost to this one.
+                (Arc::new(store), None, true)
+            }
+        };
+    let mut shared = Shared::new(snapshot, Arc::clone(&store), clock, secret)?;
     shared.sessions_restored = restored;
     let shared = Arc::new(shared);
 
@@ -199,7 +256,7 @@ pub fn serve(
     // this process is really the last one.
     let upgraded = std::iter::from_fn(|| phases.try_recv().ok())
         .any(|p| matches!(p, ExecutionPhase::GracefulUpgradeTransferringFds));
-    if let Some(dir) = keep_sessions.filter(|_| !upgraded) {
+    if let (Some(dir), Some(store)) = (keep_sessions.filter(|_| !upgraded), memory) {
         match store.save_snapshot(&snapshot_path(&dir)) {
             Ok(n) => tracing::info!("saved {n} sessions for the next start"),
             Err(e) => tracing::error!("sessions not saved, the next start signs everyone out: {e}"),

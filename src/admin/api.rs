@@ -98,8 +98,8 @@ pub async fn handle(
     match (method, path) {
         ("GET" | "HEAD", "/health") => return text(200, "ok\n"),
         ("GET" | "HEAD", "/ready") => {
-            return match shared.store.count().await {
-                Ok(_) => text(200, "ready\n"),
+            return match shared.store.ping().await {
+                Ok(()) => text(200, "ready\n"),
                 Err(e) => text(503, &format!("not ready: {e}\n")),
             }
         }

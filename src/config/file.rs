@@ -94,6 +94,10 @@ pub struct UsersSection {
 #[serde(deny_unknown_fields)]
 pub struct SessionSection {
     pub store: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: Option<String>,
+    pub redis_timeout: Option<String>,
+    pub redis_cache_ttl: Option<String>,
     pub cookie_secure: Option<bool>,
     pub idle_timeout: Option<String>,
     pub absolute_timeout: Option<String>,

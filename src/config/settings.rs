@@ -58,9 +58,23 @@ pub struct Route {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     Memory,
+    Redis(RedisSettings),
+}
+
+/// `session.store = "redis"` and its `redis_*` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub target: crate::session::store::redis::conn::Target,
+    /// Every key starts with this (gateways of different apps can share
+    /// one Redis).
+    pub key_prefix: String,
+    /// Every Redis command gives up after this long.
+    pub timeout: Duration,
+    /// How long an instance may serve a session from its own cache.
+    pub cache_ttl: Duration,
 }
 
 /// What happens when a user at their device limit signs in again.

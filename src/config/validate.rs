@@ -10,6 +10,7 @@ use super::parse_duration;
 use super::settings::*;
 use crate::gateway::normalize::normalize_path;
 use crate::session::schedule::Schedule;
+use crate::session::store::redis::conn::Target;
 
 const DEFAULT_PREFIX: &str = "/.gatehouse";
 
@@ -90,7 +91,14 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
     let server = validate_server(path, model.server, &root.key("server"), sink);
     let routes = validate_routes(model.routes, sink);
     let session = validate_session(model.session, &root.key("session"), sink);
-    if !session.invalidate_on_restart && server.state_dir.is_none() {
+    let redis = matches!(session.store, StoreKind::Redis(_));
+    if redis && server.secret_file.is_none() {
+        sink.push(
+            &root.key("server").key("secret_file"),
+            "store = \"redis\" needs a secret shared by every gateway of the fleet: set server.secret_file",
+        );
+    }
+    if !session.invalidate_on_restart && !redis && server.state_dir.is_none() {
         sink.push(
             &root.key("session").key("invalidate_on_restart"),
             "keeping sessions across restarts needs somewhere to keep them: set server.state_dir",
@@ -419,16 +427,6 @@ fn validate_session(
     key: &KeyPath,
     sink: &mut ErrorSink,
 ) -> SessionSettings {
-    let store = match s.store.as_deref() {
-        None | Some("memory") => StoreKind::Memory,
-        Some(other) => {
-            sink.push(
-                &key.key("store"),
-                format!("expected \"memory\", found {other:?}"),
-            );
-            StoreKind::Memory
-        }
-    };
     let mut duration = |name: &str, value: Option<String>, default: u64| match value {
         None => std::time::Duration::from_secs(default),
         Some(text) => parse_duration(&text).unwrap_or_else(|msg| {
@@ -438,6 +436,68 @@ fn validate_session(
     };
     let idle_timeout = duration("idle_timeout", s.idle_timeout, 30 * 60);
     let absolute_timeout = duration("absolute_timeout", s.absolute_timeout, 24 * 3600);
+    let redis_keys_set = [
+        ("redis_url", s.redis_url.is_some()),
+        ("redis_key_prefix", s.redis_key_prefix.is_some()),
+        ("redis_timeout", s.redis_timeout.is_some()),
+        ("redis_cache_ttl", s.redis_cache_ttl.is_some()),
+    ];
+    let redis_timeout = duration("redis_timeout", s.redis_timeout, 1);
+    let redis_cache_ttl = duration("redis_cache_ttl", s.redis_cache_ttl, 1);
+    let store = match s.store.as_deref() {
+        None | Some("memory") => {
+            for (name, set) in redis_keys_set {
+                if set {
+                    sink.push(&key.key(name), "only used with store = \"redis\"");
+                }
+            }
+            StoreKind::Memory
+        }
+        Some("redis") => {
+            let target = match s.redis_url.as_deref() {
+                None => {
+                    sink.push(
+                        &key.key("store"),
+                        "store = \"redis\" needs session.redis_url (e.g. \"redis://127.0.0.1:6379/0\")",
+                    );
+                    None
+                }
+                Some(url) => Target::parse(url)
+                    .map_err(|msg| sink.push(&key.key("redis_url"), msg))
+                    .ok(),
+            };
+            let key_prefix = s.redis_key_prefix.unwrap_or_else(|| "gatehouse".into());
+            if key_prefix.is_empty()
+                || !key_prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                sink.push(
+                    &key.key("redis_key_prefix"),
+                    "expected letters, digits, '-', '_' or '.'",
+                );
+            }
+            if redis_timeout.is_zero() {
+                sink.push(&key.key("redis_timeout"), "expected more than 0s");
+            }
+            match target {
+                Some(target) => StoreKind::Redis(RedisSettings {
+                    target,
+                    key_prefix,
+                    timeout: redis_timeout,
+                    cache_ttl: redis_cache_ttl,
+                }),
+                None => StoreKind::Memory,
+            }
+        }
+        Some(other) => {
+            sink.push(
+                &key.key("store"),
+                format!("expected \"memory\" or \"redis\", found {other:?}"),
+            );
+            StoreKind::Memory
+        }
+    };
     let on_device_limit = match s.on_device_limit.as_deref() {
         None | Some("reject") => OnDeviceLimit::Reject,
         Some("evict_oldest") => OnDeviceLimit::EvictOldest,

@@ -101,6 +101,11 @@ async fn decide(
         Err(e) => {
             tracing::error!("{e}");
             METRICS.store_error();
+            // A public page needs no session: serve it, without identity,
+            // and leave the cookie alone.
+            if route.access == Access::Public {
+                return Ok(None);
+            }
             return Ok(Some(problem(
                 snap,
                 ctx.page_load,

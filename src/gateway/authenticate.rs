@@ -102,21 +102,24 @@ pub async fn authenticate(
     };
     let now = shared.clock.now();
     let global = shared.store.watermarks().await?;
-    let Some(record) = shared.store.get(&key).await? else {
+    let Some(mut record) = shared.store.get(&key).await? else {
         return Ok(unknown(shared, snap, global, cookie.issued, now));
     };
-    let user = snap.users.get(&record.user);
-    let state = match user {
-        None => UserState::Missing,
-        Some(u) if u.disabled => UserState::Disabled,
-        Some(u) => UserState::Active {
-            password_fingerprint: u.password_fingerprint,
-        },
+    let verdict = judge(snap, &record, global, now);
+    // A cached copy may be a little behind (another instance's touch):
+    // before ending a session on its word, read the record itself.
+    let verdict = match verdict {
+        Verdict::Ended(_) if record.ended.is_none() => {
+            let Some(fresh) = shared.store.get_fresh(&key).await? else {
+                return Ok(unknown(shared, snap, global, cookie.issued, now));
+            };
+            record = fresh;
+            judge(snap, &record, global, now)
+        }
+        v => v,
     };
-    let groups = user.map_or(&record.groups, |u| &u.groups);
-    let marks = snap.marks_for(global, groups, now);
-    let policy = snap.limits(&record.user).policy;
-    match (evaluate(&record, state, &policy, &marks, now), user) {
+    let user = snap.users.get(&record.user);
+    match (verdict, user) {
         (Verdict::Valid { touch: due }, Some(user)) => {
             if due && touch {
                 shared.store.touch(&key, now).await?;
@@ -139,6 +142,27 @@ pub async fn authenticate(
             Ok(Auth::Ended(EndReason::Revoked))
         }
     }
+}
+
+/// The policy's verdict on a record, under the user's current state.
+fn judge(
+    snap: &Snapshot,
+    record: &SessionRecord,
+    global: Watermarks,
+    now: Timestamp,
+) -> Verdict {
+    let user = snap.users.get(&record.user);
+    let state = match user {
+        None => UserState::Missing,
+        Some(u) if u.disabled => UserState::Disabled,
+        Some(u) => UserState::Active {
+            password_fingerprint: u.password_fingerprint,
+        },
+    };
+    let groups = user.map_or(&record.groups, |u| &u.groups);
+    let marks = snap.marks_for(global, groups, now);
+    let policy = snap.limits(&record.user).policy;
+    evaluate(record, state, &policy, &marks, now)
 }
 
 /// A cookie whose session the store does not hold: if it was issued
