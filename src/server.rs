@@ -15,11 +15,11 @@ use crate::admin::AdminApp;
 use crate::auth::{password, UserDb};
 use crate::background::{Reloader, ScheduleWatch, Sweeper};
 use crate::clock::{Clock, SystemClock};
+use crate::config::StoreKind;
 use crate::config::{self, ConfigErrors};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::Gateway;
 use crate::metrics::{Invalidation, METRICS};
-use crate::config::StoreKind;
 use crate::session::store::{MemoryStore, RedisOptions, RedisStore, SessionStore};
 use crate::session::EndReason;
 
@@ -112,7 +112,10 @@ fn prepare_shared_store(
         .map_err(|e| e.to_string())?;
     if !snap.settings.session.invalidate_on_restart {
         if let Err(e) = rt.block_on(store.ping()) {
-            tracing::warn!("{} is not answering yet ({e}); serving 503 until it does", store.describe());
+            tracing::warn!(
+                "{} is not answering yet ({e}); serving 503 until it does",
+                store.describe()
+            );
         }
         return Ok(());
     }

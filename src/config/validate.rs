@@ -90,8 +90,8 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
     let root = KeyPath::root();
     let server = validate_server(path, model.server, &root.key("server"), sink);
     let routes = validate_routes(model.routes, sink);
+    let redis = model.session.store.as_deref() == Some("redis");
     let session = validate_session(model.session, &root.key("session"), sink);
-    let redis = matches!(session.store, StoreKind::Redis(_));
     if redis && server.secret_file.is_none() {
         sink.push(
             &root.key("server").key("secret_file"),
@@ -443,7 +443,11 @@ fn validate_session(
         ("redis_cache_ttl", s.redis_cache_ttl.is_some()),
     ];
     let redis_timeout = duration("redis_timeout", s.redis_timeout, 1);
-    let redis_cache_ttl = duration("redis_cache_ttl", s.redis_cache_ttl, 1);
+    // "0s" turns the cache off (every request asks Redis).
+    let redis_cache_ttl = match s.redis_cache_ttl.as_deref().map(str::trim) {
+        Some("0" | "0s" | "0ms") => std::time::Duration::ZERO,
+        _ => duration("redis_cache_ttl", s.redis_cache_ttl, 1),
+    };
     let store = match s.store.as_deref() {
         None | Some("memory") => {
             for (name, set) in redis_keys_set {

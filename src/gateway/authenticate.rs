@@ -145,12 +145,7 @@ pub async fn authenticate(
 }
 
 /// The policy's verdict on a record, under the user's current state.
-fn judge(
-    snap: &Snapshot,
-    record: &SessionRecord,
-    global: Watermarks,
-    now: Timestamp,
-) -> Verdict {
+fn judge(snap: &Snapshot, record: &SessionRecord, global: Watermarks, now: Timestamp) -> Verdict {
     let user = snap.users.get(&record.user);
     let state = match user {
         None => UserState::Missing,

@@ -76,6 +76,17 @@ impl Browser {
         }
     }
 
+    /// The same browser (its cookies and user agent) talking to another
+    /// address: another gateway of a fleet.
+    pub fn at(&self, base: &str) -> Browser {
+        Browser {
+            base: base.trim_end_matches('/').to_string(),
+            client: client(),
+            cookies: self.cookies.clone(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
     pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()

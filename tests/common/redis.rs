@@ -25,7 +25,9 @@ pub fn require(program: &str) -> Option<()> {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{program} is not on PATH, and CI=true makes that a failure (.ci/run installs it)");
     }
-    eprintln!("SKIPPED: {program} is not on PATH (install redis-server and redis-tools to run this test)");
+    eprintln!(
+        "SKIPPED: {program} is not on PATH (install redis-server and redis-tools to run this test)"
+    );
     None
 }
 
@@ -73,7 +75,10 @@ fn wait_for(port: u16, what: &str, ok: impl Fn(&str) -> bool, args: &[&str]) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "redis on {port}: {what} not reached");
+        assert!(
+            Instant::now() < deadline,
+            "redis on {port}: {what} not reached"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -93,7 +98,8 @@ impl RedisServer {
     }
 
     fn spawn(port: u16, extra: Vec<String>) -> RedisServer {
-        let dir = std::env::temp_dir().join(format!("gatehouse-redis-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("gatehouse-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut s = RedisServer {
             port,
@@ -192,7 +198,10 @@ impl RedisCluster {
                 )
             })
             .collect();
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)

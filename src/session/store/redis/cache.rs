@@ -43,9 +43,12 @@ impl Event {
     }
 }
 
+/// Records by key, each with when it was read.
+type Shard = Mutex<HashMap<SessionKey, (Instant, Arc<SessionRecord>)>>;
+
 pub struct Cache {
     ttl: Duration,
-    shards: Vec<Mutex<HashMap<SessionKey, (Instant, Arc<SessionRecord>)>>>,
+    shards: Vec<Shard>,
     marks: Mutex<Option<(Instant, Watermarks)>>,
     /// Bumped by every announcement and every loss of the subscription: a
     /// read that started before a bump must not fill the cache.
@@ -68,7 +71,10 @@ impl Cache {
         !self.ttl.is_zero() && self.live.load(Ordering::Acquire)
     }
 
-    fn shard(&self, key: &SessionKey) -> &Mutex<HashMap<SessionKey, (Instant, Arc<SessionRecord>)>> {
+    fn shard(
+        &self,
+        key: &SessionKey,
+    ) -> &Mutex<HashMap<SessionKey, (Instant, Arc<SessionRecord>)>> {
         &self.shards[usize::from(key.0[0]) % SHARDS]
     }
 
@@ -204,7 +210,9 @@ pub async fn follow(cache: std::sync::Weak<Cache>, connector: Arc<Connector>, ch
                         None => c.forget_all(),
                     }
                 }
-                tracing::warn!("session cache: lost the Redis subscription; reading through until it is back");
+                tracing::warn!(
+                    "session cache: lost the Redis subscription; reading through until it is back"
+                );
             }
             Err(e) => {
                 tracing::debug!("session cache: cannot subscribe: {e}");
@@ -283,7 +291,9 @@ mod tests {
     #[test]
     fn events_round_trip() {
         let k = SessionKey([0xab; 32]);
-        assert!(matches!(Event::decode(&Event::Session(k).encode()), Some(Event::Session(x)) if x == k));
+        assert!(
+            matches!(Event::decode(&Event::Session(k).encode()), Some(Event::Session(x)) if x == k)
+        );
         assert!(matches!(Event::decode("m"), Some(Event::Marks)));
         assert!(Event::decode("s:zz").is_none());
     }

@@ -106,7 +106,11 @@ impl Target {
             Target::Standalone(url) => redact(url),
             Target::Cluster(nodes) => format!(
                 "cluster {}",
-                nodes.iter().map(|n| redact(n)).collect::<Vec<_>>().join(",")
+                nodes
+                    .iter()
+                    .map(|n| redact(n))
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
             Target::Sentinel {
                 sentinels, master, ..
@@ -270,7 +274,10 @@ impl Connector {
         let Target::Cluster(seeds) = &self.target else {
             return Ok(vec![]);
         };
-        let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut cluster).await?;
+        let slots: Value = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut cluster)
+            .await?;
         let mut addrs: Vec<(String, u16)> = Vec::new();
         if let Value::Array(ranges) = slots {
             for range in ranges {
@@ -278,8 +285,12 @@ impl Connector {
                 let Some(Value::Array(master)) = parts.get(2) else {
                     continue;
                 };
-                let host: Option<String> = master.first().and_then(|v| redis::from_redis_value_ref(v).ok());
-                let port: Option<u16> = master.get(1).and_then(|v| redis::from_redis_value_ref(v).ok());
+                let host: Option<String> = master
+                    .first()
+                    .and_then(|v| redis::from_redis_value_ref(v).ok());
+                let port: Option<u16> = master
+                    .get(1)
+                    .and_then(|v| redis::from_redis_value_ref(v).ok());
                 if let (Some(h), Some(p)) = (host, port) {
                     if !addrs.contains(&(h.clone(), p)) {
                         addrs.push((h, p));
@@ -355,7 +366,8 @@ fn sentinel_client(
     if let Some(p) = password {
         info = info.set_password(p);
     }
-    let node = redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+    let node =
+        redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
     SentinelClient::build(
         sentinels.to_vec(),
         master.to_string(),

@@ -6,6 +6,8 @@
 //! - `P:{USER}:u` — the user's session index (set of KEYHEX);
 //! - `P:k:KEYHEX` — which user a session key belongs to (the cookie names
 //!   the key, not the user);
+//! - `P:live` — every session key, scored by when its record expires at
+//!   the latest: counts in O(log n) for audit lines and metrics;
 //! - `P:marks` — the global watermarks; `P:n:HASH` — used nonces (hashed);
 //!   `P:f:SUBJECT`, `P:b:SUBJECT` — login failures and bans;
 //! - `P:events` — the channel announcing changes to every instance's cache.
@@ -188,7 +190,7 @@ impl RedisStore {
         Ok(self.get(key).await?.map(|r| r.user.clone()))
     }
 
-    /// Every record, read node by node; stops early once `enough` says so.
+    /// Every record, read node by node (admin listings only: O(n)).
     async fn scan_records(&self) -> Result<Vec<(SessionKey, Arc<SessionRecord>)>, StoreError> {
         let inner = Arc::clone(&self.inner);
         let connector = Arc::clone(&inner.connector);
@@ -248,8 +250,16 @@ impl RedisStore {
 
     /// How long a record starting now at `at` may be kept.
     fn retention(&self, policy_idle: Duration, policy_age: Duration) -> (u64, u64) {
-        let idle = self.inner.max_idle_ms.load(Ordering::Relaxed).max(millis(policy_idle));
-        let age = self.inner.max_age_ms.load(Ordering::Relaxed).max(millis(policy_age));
+        let idle = self
+            .inner
+            .max_idle_ms
+            .load(Ordering::Relaxed)
+            .max(millis(policy_idle));
+        let age = self
+            .inner
+            .max_age_ms
+            .load(Ordering::Relaxed)
+            .max(millis(policy_age));
         (idle, age)
     }
 }
@@ -279,6 +289,10 @@ impl Inner {
         format!("{}:k:{}", self.prefix, key.to_hex())
     }
 
+    fn live_key(&self) -> String {
+        format!("{}:live", self.prefix)
+    }
+
     fn marks_key(&self) -> String {
         format!("{}:marks", self.prefix)
     }
@@ -299,6 +313,12 @@ impl Inner {
     fn ban_key(&self, subject: &str) -> String {
         format!("{}:b:{subject}", self.prefix)
     }
+}
+
+/// Redis expires keys by its own clock: TTL-like scores use the wall
+/// clock, not the gateway's (possibly injected) one.
+fn wall_millis() -> u64 {
+    crate::clock::Clock::now(&crate::clock::SystemClock).as_millis()
 }
 
 fn millis(d: Duration) -> u64 {
@@ -382,7 +402,11 @@ impl SessionStore for RedisStore {
             .run(move |inner, mut c| async move {
                 // The pointer first: a record is never without one.
                 let _: () = c
-                    .pset_ex(inner.pointer_key(&key), &user, age + millis(TOMBSTONE_GRACE))
+                    .pset_ex(
+                        inner.pointer_key(&key),
+                        &user,
+                        age + millis(TOMBSTONE_GRACE),
+                    )
                     .await?;
                 let mut inv = inner.scripts.insert.prepare_invoke();
                 inv.key(inner.index_key(&user))
@@ -409,7 +433,18 @@ impl SessionStore for RedisStore {
                 let reply: Vec<String> = inv.invoke_async(&mut c).await?;
                 if reply.first().map(String::as_str) != Some("ok") {
                     let _: () = c.del(inner.pointer_key(&key)).await?;
+                    return Ok(reply);
                 }
+                let keep = age + millis(TOMBSTONE_GRACE);
+                let mut pipe = redis::pipe();
+                pipe.zadd(inner.live_key(), key.to_hex(), wall_millis() + keep)
+                    .ignore()
+                    .pexpire(inner.live_key(), i64::try_from(keep).unwrap_or(i64::MAX))
+                    .ignore();
+                for gone in reply.iter().skip(1) {
+                    pipe.zrem(inner.live_key(), gone).ignore();
+                }
+                let _: () = pipe.query_async(&mut c).await?;
                 Ok(reply)
             })
             .await?;
@@ -437,7 +472,9 @@ impl SessionStore for RedisStore {
                 }
                 Ok(Admission::Full { live })
             }
-            _ => Err(StoreError(format!("unexpected reply from Redis: {reply:?}"))),
+            _ => Err(StoreError(format!(
+                "unexpected reply from Redis: {reply:?}"
+            ))),
         }
     }
 
@@ -493,7 +530,7 @@ impl SessionStore for RedisStore {
         let key = *key;
         let before: Value = self
             .run(move |inner, mut c| async move {
-                inner
+                let v: Value = inner
                     .scripts
                     .end
                     .key(inner.record_key(&user, &key))
@@ -502,7 +539,9 @@ impl SessionStore for RedisStore {
                     .arg(inner.channel())
                     .arg(key.to_hex())
                     .invoke_async(&mut c)
-                    .await
+                    .await?;
+                let _: () = c.zrem(inner.live_key(), key.to_hex()).await?;
+                Ok(v)
             })
             .await?;
         self.inner.cache.forget(&key);
@@ -525,7 +564,9 @@ impl SessionStore for RedisStore {
                     .arg(key.to_hex())
                     .invoke_async(&mut c)
                     .await?;
+                // Different slots in a cluster: two commands.
                 let _: () = c.del(inner.pointer_key(&key)).await?;
+                let _: () = c.zrem(inner.live_key(), key.to_hex()).await?;
                 Ok(v)
             })
             .await?;
@@ -541,8 +582,10 @@ impl SessionStore for RedisStore {
                 if hexes.is_empty() {
                     return Ok(Vec::new());
                 }
-                let keys: Vec<SessionKey> =
-                    hexes.iter().filter_map(|h| SessionKey::from_hex(h)).collect();
+                let keys: Vec<SessionKey> = hexes
+                    .iter()
+                    .filter_map(|h| SessionKey::from_hex(h))
+                    .collect();
                 let mut pipe = redis::pipe();
                 for k in &keys {
                     pipe.hgetall(inner.record_key(&user, k));
@@ -595,13 +638,25 @@ impl SessionStore for RedisStore {
     ) -> Result<usize, StoreError> {
         // Redis drops records by their TTLs; this only keeps the TTLs given
         // to new records in line with the current configuration.
-        self.inner.max_idle_ms.store(millis(max_idle), Ordering::Relaxed);
-        self.inner.max_age_ms.store(millis(max_age), Ordering::Relaxed);
+        self.inner
+            .max_idle_ms
+            .store(millis(max_idle), Ordering::Relaxed);
+        self.inner
+            .max_age_ms
+            .store(millis(max_age), Ordering::Relaxed);
         Ok(0)
     }
 
     async fn count(&self) -> Result<usize, StoreError> {
-        Ok(self.scan_records().await?.len())
+        self.run(|inner, mut c| async move {
+            let (_, n): (i64, usize) = redis::pipe()
+                .zrembyscore(inner.live_key(), "-inf", wall_millis())
+                .zcard(inner.live_key())
+                .query_async(&mut c)
+                .await?;
+            Ok(n)
+        })
+        .await
     }
 
     async fn watermarks(&self) -> Result<Watermarks, StoreError> {
@@ -691,8 +746,7 @@ impl SessionStore for RedisStore {
         self.run(move |inner, mut c| async move {
             // `until` is on the gateway's clock, the TTL on Redis's: keep
             // the key a minute longer than needed; `banned_until` compares.
-            let wall = crate::clock::Clock::now(&crate::clock::SystemClock).as_millis();
-            let ttl = until.as_millis().saturating_sub(wall) + 60_000;
+            let ttl = until.as_millis().saturating_sub(wall_millis()) + 60_000;
             let _: i64 = inner
                 .scripts
                 .ban
@@ -715,9 +769,7 @@ impl SessionStore for RedisStore {
         let until: Option<u64> = self
             .run(move |_, mut c| async move { c.get(key).await })
             .await?;
-        Ok(until
-            .map(Timestamp::from_millis)
-            .filter(|t| *t > now))
+        Ok(until.map(Timestamp::from_millis).filter(|t| *t > now))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -823,12 +875,21 @@ mod tests {
         let key = SessionKey([5; 32]);
         // a name that would break a hash tag
         let user = "we{ir}d%user";
-        store.insert(key, record(user, 1_000), unlimited(1_000)).await.unwrap();
-        assert_eq!(*store.get_fresh(&key).await.unwrap().unwrap(), record(user, 1_000));
+        store
+            .insert(key, record(user, 1_000), unlimited(1_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            *store.get_fresh(&key).await.unwrap().unwrap(),
+            record(user, 1_000)
+        );
         assert_eq!(store.list_user(user).await.unwrap().len(), 1);
 
         let rec_key = store.inner.record_key(user, &key);
-        assert!(rec_key.starts_with("gh:{we%7Bir%7Dd%25user}:s:"), "{rec_key}");
+        assert!(
+            rec_key.starts_with("gh:{we%7Bir%7Dd%25user}:s:"),
+            "{rec_key}"
+        );
         let ttl = |k: &str| server.cli(&["PTTL", k]).parse::<i64>().unwrap();
         let grace = millis(TOMBSTONE_GRACE) as i64;
         // kept for the idle timeout (100 s) plus the grace period
@@ -838,11 +899,17 @@ mod tests {
         let t = ttl(&store.inner.pointer_key(&key));
         assert!(t > 990_000 + grace && t <= 1_000_000 + grace, "{t}");
         // near its absolute end, a touch keeps it only until then
-        store.touch(&key, Timestamp::from_millis(960_000)).await.unwrap();
+        store
+            .touch(&key, Timestamp::from_millis(960_000))
+            .await
+            .unwrap();
         let t = ttl(&rec_key);
         assert!(t > 30_000 + grace && t <= 41_000 + grace, "{t}");
         for k in server.scan_keys() {
-            assert!(server.cli(&["PTTL", &k]).parse::<i64>().unwrap() > 0, "{k} never expires");
+            assert!(
+                server.cli(&["PTTL", &k]).parse::<i64>().unwrap() > 0,
+                "{k} never expires"
+            );
         }
     }
 
@@ -859,16 +926,23 @@ mod tests {
         wait(|| a.following() && b.following()).await;
 
         let key = SessionKey([6; 32]);
-        a.insert(key, record("alice", 10), unlimited(10)).await.unwrap();
+        a.insert(key, record("alice", 10), unlimited(10))
+            .await
+            .unwrap();
         assert!(b.get(&key).await.unwrap().is_some());
         // b now serves it from its cache; a ends it
         a.end(&key, EndReason::Revoked).await.unwrap();
         wait_async(|| async { b.get(&key).await.unwrap().unwrap().ended.is_some() }).await;
-        assert_eq!(b.get(&key).await.unwrap().unwrap().ended, Some(EndReason::Revoked));
+        assert_eq!(
+            b.get(&key).await.unwrap().unwrap().ended,
+            Some(EndReason::Revoked)
+        );
 
         let before = b.watermarks().await.unwrap();
         assert_eq!(before, Watermarks::default());
-        a.revoke_all(EndReason::Revoked, Timestamp::from_millis(77)).await.unwrap();
+        a.revoke_all(EndReason::Revoked, Timestamp::from_millis(77))
+            .await
+            .unwrap();
         wait_async(|| async { b.watermarks().await.unwrap().revoked.as_millis() == 77 }).await;
     }
 
@@ -881,22 +955,35 @@ mod tests {
         o.timeout = Duration::from_millis(300);
         let store = RedisStore::new(o).unwrap();
         let key = SessionKey([8; 32]);
-        store.insert(key, record("alice", 10), unlimited(10)).await.unwrap();
+        store
+            .insert(key, record("alice", 10), unlimited(10))
+            .await
+            .unwrap();
         wait(|| store.following()).await;
 
         server.stop();
         let started = std::time::Instant::now();
         assert!(store.get_fresh(&key).await.is_err());
         assert!(store.ping().await.is_err());
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         wait(|| !store.following()).await;
-        assert!(store.get(&key).await.is_err(), "no stale answer from the cache while down");
+        assert!(
+            store.get(&key).await.is_err(),
+            "no stale answer from the cache while down"
+        );
 
         server.restart();
         wait_async(|| async { store.ping().await.is_ok() }).await;
         // an empty server now: the session is gone, nothing crashed
         assert_eq!(store.get(&key).await.unwrap(), None);
-        store.insert(key, record("alice", 20), unlimited(20)).await.unwrap();
+        store
+            .insert(key, record("alice", 20), unlimited(20))
+            .await
+            .unwrap();
         assert!(store.get(&key).await.unwrap().is_some());
     }
 
@@ -907,7 +994,10 @@ mod tests {
     async fn wait_async<F: Future<Output = bool>>(ok: impl Fn() -> F) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !ok().await {
-            assert!(std::time::Instant::now() < deadline, "condition not reached in 10 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "condition not reached in 10 s"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

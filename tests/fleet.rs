@@ -1,0 +1,286 @@
+//! A fleet: two real gateway processes sharing one real Redis (each test
+//! starts its own on a free port).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::redis::{RedisCluster, RedisServer};
+use common::*;
+use std::time::{Duration, Instant};
+
+fn fleet_config(upstream: std::net::SocketAddr, redis_url: &str, extra: &str) -> String {
+    config(
+        upstream,
+        &format!("store = \"redis\"\nredis_url = \"{redis_url}\"\n{extra}"),
+    )
+    .replace("[server]\n", "[server]\nsecret_file = \"secret.key\"\n")
+}
+
+async fn admin(gw: &Gateway, method: &str, path: &str) -> (u16, String) {
+    let url = format!("http://{}{}", gw.admin, path);
+    let resp = reqwest::Client::new()
+        .request(method.parse().unwrap(), url)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn live_sessions(gw: &Gateway, user: &str) -> usize {
+    let (status, body) = admin(gw, "GET", &format!("/api/sessions?user={user}")).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["sessions"].as_array().unwrap().len()
+}
+
+/// Logs in on A, uses the cookie on B, logs out on B, and A refuses it;
+/// then a revoke-all on A reaches B.
+async fn one_login_for_the_whole_fleet(redis_url: &str) {
+    let upstream = Upstream::start();
+    let cfg = fleet_config(upstream.addr, redis_url, "");
+    let a = Gateway::start(&cfg);
+    let b = Gateway::start(&cfg);
+
+    let mut on_a = a.signed_in("alice", ALICE_PASSWORD).await;
+    let mut on_b = on_a.at(&b.url("/"));
+    let r = on_b.page("/app/").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(upstream.last().header("x-remote-user"), Some("alice"));
+    assert_eq!(on_a.page("/app/").await.status, 200);
+
+    let confirm = on_b.page("/.gatehouse/logout").await;
+    let token = confirm.field("csrf_token");
+    let r = on_b
+        .post_form("/.gatehouse/logout", &[("csrf_token", &token)])
+        .await;
+    assert_eq!(r.status, 303);
+    // A learns of it at once (its cache was told), not after a TTL
+    let r = on_a.page("/app/").await;
+    assert_eq!(r.status, 303, "A still serves a session B logged out");
+    assert!(
+        r.location().contains("/.gatehouse/login"),
+        "{}",
+        r.location()
+    );
+
+    let x = a.signed_in("alice", ALICE_PASSWORD).await;
+    let y = b.signed_in("bob", BOB_PASSWORD).await;
+    assert_eq!(x.at(&b.url("/")).page("/app/").await.status, 200);
+    assert_eq!(y.at(&a.url("/")).page("/app/").await.status, 200);
+    let (status, body) = admin(&a, "POST", "/api/revoke-all").await;
+    assert_eq!(status, 200, "{body}");
+    for (browser, gw) in [(&x, &b), (&y, &a), (&x, &a), (&y, &b)] {
+        let r = browser.at(&gw.url("/")).page("/app/").await;
+        assert!(r.location().ends_with("reason=revoked"), "{}", r.location());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_login_for_the_whole_fleet_on_standalone_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    one_login_for_the_whole_fleet(&redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_login_for_the_whole_fleet_on_a_redis_cluster() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    one_login_for_the_whole_fleet(&cluster.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_logins_over_two_instances_keep_the_device_limit() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    for mode in ["reject", "evict_oldest"] {
+        let upstream = Upstream::start();
+        let cfg = fleet_config(
+            upstream.addr,
+            &redis.url(),
+            &format!(
+                "max_devices = 2\non_device_limit = \"{mode}\"\nredis_key_prefix = \"{}\"\n",
+                mode.replace('_', "-")
+            ),
+        );
+        let a = Gateway::start(&cfg);
+        let b = Gateway::start(&cfg);
+        let mut tasks = Vec::new();
+        for n in 0..50 {
+            let url = if n % 2 == 0 { a.url("/") } else { b.url("/") };
+            tasks.push(tokio::spawn(async move {
+                Browser::new(&url)
+                    .login("alice", ALICE_PASSWORD, "/")
+                    .await
+                    .status
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        let signed_in = statuses.iter().filter(|s| **s == 303).count();
+        assert_eq!(live_sessions(&a, "alice").await, 2, "{mode}: {statuses:?}");
+        assert_eq!(live_sessions(&b, "alice").await, 2, "{mode}");
+        match mode {
+            "reject" => assert_eq!(signed_in, 2, "{statuses:?}"),
+            _ => assert_eq!(signed_in, 50, "{statuses:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_a_clear_503_and_heals_without_a_restart() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::start();
+    let cfg = fleet_config(
+        upstream.addr,
+        &redis.url(),
+        "redis_timeout = \"300ms\"\nredis_cache_ttl = \"0s\"\n",
+    );
+    let gw = Gateway::start(&cfg);
+    let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let cookie = b.session_cookie().cloned().unwrap();
+    assert_eq!(admin(&gw, "GET", "/ready").await.0, 200);
+
+    // Frozen: Redis accepts nothing and answers nothing.
+    let pid = redis
+        .cli(&["INFO", "server"])
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    signal("STOP", &pid);
+    let started = Instant::now();
+    let r = b.page("/app/").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("still signed in"), "{}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        r.set_cookies().is_empty(),
+        "the cookie is kept: {:?}",
+        r.set_cookies()
+    );
+    let r = b.api("/app/data").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "store_unavailable");
+    assert_eq!(admin(&gw, "GET", "/ready").await.0, 503);
+    // public pages need no session
+    assert_eq!(b.page("/static/app.css").await.status, 200);
+    // a login says the service is unavailable
+    assert_eq!(gw.login_status("bob", BOB_PASSWORD).await, 503);
+
+    signal("CONT", &pid);
+    let r = b.page("/app/").await;
+    assert_eq!(r.status, 200, "serves again, same session: {}", r.body);
+    assert_eq!(b.session_cookie(), Some(&cookie));
+
+    // Gone: connections refused, then a new (empty) Redis on the same port.
+    redis.stop();
+    assert_eq!(b.page("/app/").await.status, 503);
+    assert_eq!(admin(&gw, "GET", "/ready").await.0, 503);
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin(&gw, "GET", "/ready").await.0 != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // the new Redis does not know the session: sign in again, no restart
+    assert_eq!(b.page("/app/").await.status, 303);
+    gw.signed_in("alice", ALICE_PASSWORD).await;
+    assert!(gw.log().contains("Redis"), "the outage is logged");
+}
+
+fn signal(sig: &str, pid: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_never_holds_a_cookie_value() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::start();
+    let cfg = fleet_config(
+        upstream.addr,
+        &redis.url(),
+        "max_devices = 1\non_device_limit = \"ask\"\n",
+    );
+    let gw = Gateway::start(&cfg);
+    let mut cookies = Vec::new();
+    let mut first = gw.signed_in("alice", ALICE_PASSWORD).await;
+    cookies.extend(first.cookies.values().cloned());
+    // the "ask" flow stores a pending-login nonce
+    let mut second = Browser::new(&gw.url("/"));
+    let r = second.login("alice", ALICE_PASSWORD, "/").await;
+    cookies.extend(second.cookies.values().cloned());
+    assert_eq!(r.status, 200, "the device picker: {}", r.body);
+    let r = first.page("/app/").await;
+    assert_eq!(r.status, 200);
+    gw.signed_in("bob", BOB_PASSWORD).await;
+    let _ = gw.login_status("bob", "wrong password").await;
+
+    let mut everything = String::new();
+    for key in redis.scan_keys() {
+        everything.push_str(&key);
+        everything.push('\n');
+        let kind = redis.cli(&["TYPE", &key]);
+        let dump = match kind.as_str() {
+            "hash" => redis.cli(&["HGETALL", &key]),
+            "set" => redis.cli(&["SMEMBERS", &key]),
+            "zset" => redis.cli(&["ZRANGE", &key, "0", "-1"]),
+            _ => redis.cli(&["GET", &key]),
+        };
+        everything.push_str(&dump);
+        everything.push('\n');
+    }
+    assert!(
+        everything.contains("alice"),
+        "the scan saw the data:\n{everything}"
+    );
+    for c in cookies.iter().filter(|c| !c.is_empty()) {
+        // the ID part of a session cookie, or a whole nonce
+        let secret = c.split('.').next().unwrap();
+        assert!(secret.len() >= 16, "{c}");
+        assert!(
+            !everything.contains(secret),
+            "{secret} is in Redis:\n{everything}"
+        );
+    }
+}
+
+#[test]
+fn check_config_wants_a_url_and_a_shared_secret_with_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
+    let path = dir.path().join("gatehouse.toml");
+    let text = "[server]\nlisten = [\"127.0.0.1:1\"]\n\n[[route]]\npath_prefix = \"/\"\nupstream = \"127.0.0.1:2\"\naccess = \"login\"\n\n[users]\nfile = \"users.toml\"\n\n[session]\nstore = \"redis\"\nredis_url = \"redis+cluster://a\"\n";
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(binary())
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("gatehouse.toml:14: session.redis_url"),
+        "{err}"
+    );
+    assert!(err.contains("server.secret_file"), "{err}");
+}
