@@ -26,6 +26,19 @@ async fn admin(gw: &Gateway, method: &str, path: &str) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
+/// Waits until the gateway hears the fleet's changes (its cache is on).
+async fn following(gw: &Gateway) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = admin(gw, "GET", "/metrics").await;
+        if metrics.contains("gatehouse_session_cache_following 1") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not following:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn live_sessions(gw: &Gateway, user: &str) -> usize {
     let (status, body) = admin(gw, "GET", &format!("/api/sessions?user={user}")).await;
     assert_eq!(status, 200, "{body}");
@@ -40,6 +53,9 @@ async fn one_login_for_the_whole_fleet(redis_url: &str) {
     let cfg = fleet_config(upstream.addr, redis_url, "");
     let a = Gateway::start(&cfg);
     let b = Gateway::start(&cfg);
+    // Both caches in use: the case where a stale copy could be served.
+    following(&a).await;
+    following(&b).await;
 
     let mut on_a = a.signed_in("alice", ALICE_PASSWORD).await;
     let mut on_b = on_a.at(&b.url("/"));

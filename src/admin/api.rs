@@ -105,7 +105,18 @@ pub async fn handle(
         }
         ("GET" | "HEAD", "/metrics") => {
             let sessions = shared.store.count().await.ok();
-            let mut a = text(200, &METRICS.render(sessions));
+            let mut body = METRICS.render(sessions);
+            if let Some(following) = shared.store.cache_following() {
+                body.push_str(
+                    "# HELP gatehouse_session_cache_following 1 while this instance hears the fleet's session changes (its cache is in use).\n\
+                     # TYPE gatehouse_session_cache_following gauge\n",
+                );
+                body.push_str(&format!(
+                    "gatehouse_session_cache_following {}\n",
+                    u8::from(following)
+                ));
+            }
+            let mut a = text(200, &body);
             a.content_type = "text/plain; version=0.0.4; charset=utf-8";
             return a;
         }

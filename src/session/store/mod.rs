@@ -124,6 +124,11 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
         window: Duration,
     ) -> Result<u32, StoreError>;
+    /// For a store with a per-instance cache: whether this instance hears
+    /// the others' changes (and so may use it). `None`: no such cache.
+    fn cache_following(&self) -> Option<bool> {
+        None
+    }
     /// Whether the store answers (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())

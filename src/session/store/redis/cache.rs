@@ -19,6 +19,10 @@ use crate::session::{SessionKey, SessionRecord, Watermarks};
 const SHARDS: usize = 16;
 /// Past this many entries a shard drops its stale ones.
 const SHARD_SOFT_CAP: usize = 4096;
+/// Announcements remembered for `heard_session`.
+const RECENT: usize = 1024;
+/// How long a change waits for its announcement to come back.
+const ECHO_WAIT: Duration = Duration::from_millis(200);
 
 /// What an instance announces: a session changed, or the watermarks moved.
 pub enum Event {
@@ -54,6 +58,12 @@ pub struct Cache {
     /// read that started before a bump must not fill the cache.
     generation: AtomicU64,
     live: AtomicBool,
+    /// Announcements received lately, so an instance can wait for its own
+    /// to come back: once it has, every other instance following the same
+    /// node has been sent it too.
+    recent: Mutex<std::collections::VecDeque<SessionKey>>,
+    marks_seen: AtomicU64,
+    heard: tokio::sync::Notify,
 }
 
 impl Cache {
@@ -64,6 +74,9 @@ impl Cache {
             marks: Mutex::new(None),
             generation: AtomicU64::new(0),
             live: AtomicBool::new(false),
+            recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT)),
+            marks_seen: AtomicU64::new(0),
+            heard: tokio::sync::Notify::new(),
         }
     }
 
@@ -158,9 +171,48 @@ impl Cache {
 
     fn apply(&self, event: &Event) {
         match event {
-            Event::Session(k) => self.forget(k),
-            Event::Marks => self.forget_marks(),
+            Event::Session(k) => {
+                self.forget(k);
+                let mut recent = self.recent.lock();
+                if recent.len() == RECENT {
+                    recent.pop_front();
+                }
+                recent.push_back(*k);
+            }
+            Event::Marks => {
+                self.forget_marks();
+                self.marks_seen.fetch_add(1, Ordering::AcqRel);
+            }
         }
+        self.heard.notify_waiters();
+    }
+
+    /// How many watermark announcements have arrived so far.
+    pub fn marks_heard(&self) -> u64 {
+        self.marks_seen.load(Ordering::Acquire)
+    }
+
+    /// Waits (briefly) until this instance has heard the announcement of a
+    /// change it made, so that the other instances have been sent it before
+    /// the user sees the result. Returns at once when not following.
+    pub async fn echo(&self, done: impl Fn(&Cache) -> bool) {
+        let deadline = tokio::time::Instant::now() + ECHO_WAIT;
+        loop {
+            let heard = self.heard.notified();
+            tokio::pin!(heard);
+            heard.as_mut().enable();
+            if !self.enabled() || done(self) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, heard).await.is_err() {
+                tracing::debug!("session cache: an announcement did not come back in time");
+                return;
+            }
+        }
+    }
+
+    pub fn heard_session(&self, key: &SessionKey) -> bool {
+        self.recent.lock().contains(key)
     }
 
     fn set_live(&self, live: bool) {

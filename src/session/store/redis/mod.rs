@@ -461,6 +461,10 @@ impl SessionStore for RedisStore {
                 for k in &evicted {
                     self.inner.cache.forget(k);
                 }
+                self.inner
+                    .cache
+                    .echo(|c| evicted.iter().all(|k| c.heard_session(k)))
+                    .await;
                 Ok(Admission::Inserted { evicted })
             }
             Some("full") => {
@@ -545,7 +549,11 @@ impl SessionStore for RedisStore {
             })
             .await?;
         self.inner.cache.forget(&key);
-        Ok(decode_pairs(before).map(Arc::new))
+        let ended = decode_pairs(before).map(Arc::new);
+        if ended.is_some() {
+            self.inner.cache.echo(|c| c.heard_session(&key)).await;
+        }
+        Ok(ended)
     }
 
     async fn remove(&self, key: &SessionKey) -> Result<Option<Arc<SessionRecord>>, StoreError> {
@@ -571,7 +579,11 @@ impl SessionStore for RedisStore {
             })
             .await?;
         self.inner.cache.forget(&key);
-        Ok(decode_pairs(before).map(Arc::new))
+        let removed = decode_pairs(before).map(Arc::new);
+        if removed.is_some() {
+            self.inner.cache.echo(|c| c.heard_session(&key)).await;
+        }
+        Ok(removed)
     }
 
     async fn list_user(&self, user: &str) -> Result<UserSessions, StoreError> {
@@ -689,6 +701,7 @@ impl SessionStore for RedisStore {
             _ => "revoked",
         };
         let held = self.count().await?;
+        let heard = self.inner.cache.marks_heard();
         self.run(move |inner, mut c| async move {
             let _: i64 = inner
                 .scripts
@@ -703,6 +716,7 @@ impl SessionStore for RedisStore {
         })
         .await?;
         self.inner.cache.forget_marks();
+        self.inner.cache.echo(|c| c.marks_heard() > heard).await;
         Ok(held)
     }
 
@@ -770,6 +784,10 @@ impl SessionStore for RedisStore {
             .run(move |_, mut c| async move { c.get(key).await })
             .await?;
         Ok(until.map(Timestamp::from_millis).filter(|t| *t > now))
+    }
+
+    fn cache_following(&self) -> Option<bool> {
+        Some(self.following())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
