@@ -8,6 +8,9 @@
 //! Environment: LOAD_SECONDS (default 10), LOAD_CONNECTIONS (default 32).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -368,35 +371,56 @@ fn main() {
     wait_for(upstream);
 
     // the gateway, one worker thread, logging warnings only (nginx logs nothing either)
-    let gateway: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let hash = gatehouse::auth::password::hash_password("bench-password-1").unwrap();
     std::fs::write(
         dir.path().join("users.toml"),
         format!("[bench]\npassword = \"{hash}\"\ngroups = [\"staff\"]\n"),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("gatehouse.toml"),
-        format!(
-            "[server]\nlisten = [\"{gateway}\"]\nadmin_listen = \"\"\nthreads = 1\nupgrade_sock = \"upgrade.sock\"\n\n\
-             [[route]]\npath_prefix = \"/public/\"\nupstream = \"{upstream}\"\naccess = \"public\"\n\n\
-             [[route]]\npath_prefix = \"/\"\nupstream = \"{upstream}\"\naccess = \"login\"\n\n\
-             [users]\nfile = \"users.toml\"\n\n[session]\ncookie_secure = false\n"
-        ),
-    )
-    .unwrap();
-    let _gateway = Kill(
-        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args(["run", "-c"])
-            .arg(dir.path().join("gatehouse.toml"))
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(gateway);
+    std::fs::write(dir.path().join("secret.key"), [7u8; 32]).unwrap();
+    let start_gateway = |name: &str, session: &str| {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = [\"{addr}\"]\nadmin_listen = \"\"\nthreads = 1\nsecret_file = \"secret.key\"\nupgrade_sock = \"{name}.sock\"\npid_file = \"{name}.pid\"\n\n\
+                 [[route]]\npath_prefix = \"/public/\"\nupstream = \"{upstream}\"\naccess = \"public\"\n\n\
+                 [[route]]\npath_prefix = \"/\"\nupstream = \"{upstream}\"\naccess = \"login\"\n\n\
+                 [users]\nfile = \"users.toml\"\n\n[session]\ncookie_secure = false\n{session}"
+            ),
+        )
+        .unwrap();
+        let process = Kill(
+            Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+                .args(["run", "-c"])
+                .arg(&config)
+                .env("RUST_LOG", "warn")
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for(addr);
+        (process, addr)
+    };
+    let (_gateway, gateway) = start_gateway("memory", "");
     let cookie = login_cookie(gateway, "bench-password-1");
     let cookie_header = format!("Cookie: {cookie}");
+    // the same gateway on the Redis store, when redis-server is installed
+    let redis = if have("redis-server") {
+        redis_server::RedisServer::start()
+    } else {
+        eprintln!("Redis row skipped: redis-server is not installed");
+        None
+    };
+    let redis_gateway = redis.as_ref().map(|r| {
+        let (process, addr) = start_gateway(
+            "redis",
+            &format!("store = \"redis\"\nredis_url = \"{}\"\n", r.url()),
+        );
+        let cookie = format!("Cookie: {}", login_cookie(addr, "bench-password-1"));
+        (process, addr, cookie)
+    });
 
     let (proxy, auth_front) = (free_port(), free_port());
     let _front = with_nginx.then(|| {
@@ -431,6 +455,9 @@ fn main() {
     let pingora = run(format!("http://{bare}/x"), None);
     let public = run(format!("http://{gateway}/public/x"), None);
     let authed = run(format!("http://{gateway}/x"), Some(&cookie_header));
+    let authed_redis = redis_gateway
+        .as_ref()
+        .map(|(_, addr, cookie)| run(format!("http://{addr}/x"), Some(cookie)));
     let nginx_proxy = with_nginx.then(|| run(format!("http://127.0.0.1:{proxy}/x"), None));
     let nginx_auth = with_nginx.then(|| run(format!("http://127.0.0.1:{auth_front}/x"), None));
 
@@ -466,7 +493,13 @@ fn main() {
         "{}",
         row("gateway, authenticated (memory store)", Some(authed))
     );
-    println!("{}", row("gateway, authenticated (Redis store)", None));
+    println!(
+        "{}",
+        row(
+            "gateway, authenticated (Redis store, 1 s cache)",
+            authed_redis
+        )
+    );
     println!("{}", row("nginx proxy_pass (1 worker)", nginx_proxy));
     println!(
         "{}",
@@ -484,6 +517,15 @@ fn main() {
             Some(authed),
             Some(public),
             0.90
+        )
+    );
+    println!(
+        "{}",
+        ratio(
+            "authenticated (Redis) / public route",
+            authed_redis,
+            Some(public),
+            0.80
         )
     );
     println!(

@@ -4,10 +4,16 @@
 //! filled: records, index entries and allocator overhead, all counted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
+
 use std::time::{Duration, Instant};
 
 use gatehouse::clock::Timestamp;
-use gatehouse::session::store::{DeviceLimit, MemoryStore, OnFull, SessionStore};
+use gatehouse::session::store::redis::conn::Target;
+use gatehouse::session::store::{
+    DeviceLimit, MemoryStore, OnFull, RedisOptions, RedisStore, SessionStore,
+};
 use gatehouse::session::{
     EndReason, Liveness, SessionKey, SessionPolicy, SessionRecord, Watermarks,
 };
@@ -32,37 +38,8 @@ fn key(n: u64) -> SessionKey {
     SessionKey(k)
 }
 
-async fn fill(store: &MemoryStore, n: u64) {
-    let limit = DeviceLimit {
-        max: 0,
-        on_full: OnFull::Refuse,
-        liveness: Liveness {
-            now: Timestamp::from_millis(1),
-            policy: SessionPolicy {
-                idle_timeout: Duration::from_secs(1800),
-                absolute_timeout: Duration::from_secs(86_400),
-            },
-            marks: Watermarks::default(),
-            password_fingerprint: [1; 8],
-        },
-        end_first: None,
-    };
-    let staff: gatehouse::auth::Groups = vec!["staff".to_string()].into();
-    for i in 0..n {
-        let record = SessionRecord {
-            // 100k users with 10 sessions each at 1M: realistic index sizes
-            user: format!("user{:06}", i / 10),
-            created_at: Timestamp::from_millis(1_700_000_000_000 + i),
-            last_seen: Timestamp::from_millis(1_700_000_000_000 + i),
-            client_ip: Some(std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8])),
-            user_agent: UA.to_string(),
-            password_fingerprint: [1; 8],
-            // shared from the user's record, as at login
-            groups: staff.clone(),
-            ended: None,
-        };
-        store.insert(key(i), record, limit).await.unwrap();
-    }
+async fn fill(store: &dyn SessionStore, n: u64) {
+    fill_range(store, 0, n).await;
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -110,6 +87,10 @@ fn main() {
         measure(n.parse().unwrap());
         return;
     }
+    if args.iter().any(|a| a == "--redis") {
+        measure_redis();
+        return;
+    }
     println!("| live sessions | resident growth | bytes per session | revoke-all (median of 101) |\n|---|---|---|---|");
     let me = std::env::current_exe().unwrap();
     for n in [1_000u64, 10_000, 100_000, 1_000_000] {
@@ -118,5 +99,105 @@ fn main() {
             .output()
             .unwrap();
         print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    let out = std::process::Command::new(&me)
+        .arg("--redis")
+        .output()
+        .unwrap();
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn used_memory(server: &redis_server::RedisServer) -> u64 {
+    server
+        .cli(&["INFO", "memory"])
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bytes per session in Redis (record, index entry, pointer, live-set
+/// entry), and revoke-all at 10k and 100k sessions.
+fn measure_redis() {
+    if redis_server::require("redis-server").is_none() {
+        return;
+    }
+    let server = redis_server::RedisServer::start().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("\n| Redis: sessions | used_memory growth | bytes per session | revoke-all |\n|---|---|---|---|");
+    for n in [10_000u64, 100_000] {
+        let store: std::sync::Arc<dyn SessionStore> = std::sync::Arc::new(
+            RedisStore::new(RedisOptions {
+                target: Target::parse(&server.url()).unwrap(),
+                prefix: format!("m{n}"),
+                timeout: Duration::from_secs(5),
+                cache_ttl: Duration::from_secs(1),
+                max_idle: Duration::from_secs(1800),
+                max_age: Duration::from_secs(86_400),
+            })
+            .unwrap(),
+        );
+        let before = used_memory(&server);
+        rt.block_on(async {
+            // 32 writers at once: one would wait on every round trip
+            let tasks: Vec<_> = (0..32u64)
+                .map(|w| {
+                    let store = std::sync::Arc::clone(&store);
+                    tokio::spawn(async move {
+                        let part = n / 32;
+                        fill_range(&*store, w * part, part).await;
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let held = (n / 32) * 32;
+        let grown = used_memory(&server).saturating_sub(before);
+        let t = Instant::now();
+        rt.block_on(store.revoke_all(EndReason::Revoked, Timestamp::from_millis(5)))
+            .unwrap();
+        println!(
+            "| {held} | {:.1} MiB | {} | {:?} |",
+            grown as f64 / 1_048_576.0,
+            grown / held,
+            t.elapsed()
+        );
+    }
+}
+
+async fn fill_range(store: &dyn SessionStore, from: u64, n: u64) {
+    let limit = DeviceLimit {
+        max: 0,
+        on_full: OnFull::Refuse,
+        liveness: Liveness {
+            now: Timestamp::from_millis(1),
+            policy: SessionPolicy {
+                idle_timeout: Duration::from_secs(1800),
+                absolute_timeout: Duration::from_secs(86_400),
+            },
+            marks: Watermarks::default(),
+            password_fingerprint: [1; 8],
+        },
+        end_first: None,
+    };
+    let staff: gatehouse::auth::Groups = vec!["staff".to_string()].into();
+    for i in from..from + n {
+        let record = SessionRecord {
+            user: format!("user{:06}", i / 10),
+            created_at: Timestamp::from_millis(1_700_000_000_000 + i),
+            last_seen: Timestamp::from_millis(1_700_000_000_000 + i),
+            client_ip: Some(std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8])),
+            user_agent: UA.to_string(),
+            password_fingerprint: [1; 8],
+            groups: staff.clone(),
+            ended: None,
+        };
+        store.insert(key(i), record, limit).await.unwrap();
     }
 }

@@ -97,6 +97,15 @@ impl RedisServer {
         Some(Self::spawn(free_port(), Vec::new()))
     }
 
+    /// A standalone server with extra arguments (`--replicaof`, ...).
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        require("redis-server")?;
+        Some(Self::spawn(
+            free_port(),
+            extra.iter().map(|s| s.to_string()).collect(),
+        ))
+    }
+
     fn spawn(port: u16, extra: Vec<String>) -> RedisServer {
         let dir =
             std::env::temp_dir().join(format!("gatehouse-redis-{}-{port}", std::process::id()));
@@ -236,5 +245,63 @@ impl RedisCluster {
     /// Every key on every node.
     pub fn scan_keys(&self) -> Vec<String> {
         self.nodes.iter().flat_map(RedisServer::scan_keys).collect()
+    }
+}
+
+/// A Redis Sentinel watching `master` (quorum 1, 1 s to call it down).
+pub struct Sentinel {
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Sentinel {
+    pub fn start(master_port: u16, name: &str) -> Option<Sentinel> {
+        require("redis-server")?;
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("gatehouse-sentinel-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor {name} 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 3000\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel starts");
+        wait_for(port, "PONG", |r| r.starts_with("+PONG"), &["PING"]);
+        Some(Sentinel { port, child, dir })
+    }
+
+    /// The port of the master the sentinel names now.
+    pub fn master_port(&self, name: &str) -> Option<u16> {
+        let reply = command(self.port, &["SENTINEL", "get-master-addr-by-name", name]).ok()?;
+        reply
+            .lines()
+            .filter(|l| !l.starts_with(['*', '$']))
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

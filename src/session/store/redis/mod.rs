@@ -805,7 +805,7 @@ mod redis_server;
 
 #[cfg(test)]
 mod tests {
-    use super::redis_server::{RedisCluster, RedisServer};
+    use super::redis_server::{RedisCluster, RedisServer, Sentinel};
     use super::*;
     use crate::session::store::conformance::{self, Cleanup};
     use crate::session::{Liveness, SessionPolicy};
@@ -1003,6 +1003,42 @@ mod tests {
             .await
             .unwrap();
         assert!(store.get(&key).await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sentinel_finds_the_master_and_follows_a_failover() {
+        let Some(mut master) = RedisServer::start() else {
+            return;
+        };
+        let replica_of = master.port.to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &replica_of]).unwrap();
+        let sentinel = Sentinel::start(master.port, "gh-master").unwrap();
+        let url = format!("redis+sentinel://127.0.0.1:{}/gh-master", sentinel.port);
+        let mut o = options(Target::parse(&url).unwrap(), "gh");
+        o.timeout = Duration::from_millis(500);
+        let store = RedisStore::new(o).unwrap();
+        let key = SessionKey([9; 32]);
+        store
+            .insert(key, record("alice", 10), unlimited(10))
+            .await
+            .unwrap();
+        assert!(store.get_fresh(&key).await.unwrap().is_some());
+        // wait until the replica has the record, then lose the master
+        let rec_key = store.inner.record_key("alice", &key);
+        wait(|| replica.cli(&["EXISTS", &rec_key]) == "1").await;
+        master.stop();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while sentinel.master_port("gh-master") != Some(replica.port) {
+            assert!(std::time::Instant::now() < deadline, "no failover");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // the store finds the new master by itself
+        wait_async(|| async { store.get_fresh(&key).await.is_ok_and(|r| r.is_some()) }).await;
+        store.touch(&key, Timestamp::from_millis(20)).await.unwrap();
+        assert_eq!(
+            store.get_fresh(&key).await.unwrap().unwrap().last_seen,
+            Timestamp::from_millis(20)
+        );
     }
 
     async fn wait(ok: impl Fn() -> bool) {
