@@ -234,6 +234,14 @@ impl Connector {
         }
     }
 
+    /// A command got no answer in time: for Sentinel, the master may have
+    /// moved without a word.
+    pub fn timed_out(&self) {
+        if matches!(self.target, Target::Sentinel { .. }) {
+            self.current.store(None);
+        }
+    }
+
     async fn connect(&self) -> Result<Conn, RedisError> {
         let t = self.limits.timeout;
         match &self.target {

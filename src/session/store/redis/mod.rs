@@ -155,15 +155,24 @@ impl RedisStore {
                     connector.failed(&e);
                     Err(StoreError(format!("Redis: {e}")))
                 }
-                Err(_) => Err(StoreError(format!(
-                    "Redis did not answer within {} ms",
-                    timeout.as_millis()
-                ))),
+                Err(_) => {
+                    connector.timed_out();
+                    Err(StoreError(format!(
+                        "Redis did not answer within {} ms",
+                        timeout.as_millis()
+                    )))
+                }
             }
         });
-        match task.await {
-            Ok(r) => r,
-            Err(e) => Err(StoreError(format!("Redis task failed: {e}"))),
+        // The caller's own deadline: time queued on the store's runtime
+        // counts too.
+        match tokio::time::timeout(timeout + Duration::from_millis(50), task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(StoreError(format!("Redis task failed: {e}"))),
+            Err(_) => Err(StoreError(format!(
+                "Redis did not answer within {} ms",
+                timeout.as_millis()
+            ))),
         }
     }
 
@@ -444,7 +453,11 @@ impl SessionStore for RedisStore {
                 for gone in reply.iter().skip(1) {
                     pipe.zrem(inner.live_key(), gone).ignore();
                 }
-                let _: () = pipe.query_async(&mut c).await?;
+                // Bookkeeping for counts only: the session is stored either
+                // way, so a failure here must not turn the login into an error.
+                if let Err(e) = pipe.query_async::<()>(&mut c).await {
+                    tracing::warn!("session count may be off: {e}");
+                }
                 Ok(reply)
             })
             .await?;
@@ -477,7 +490,8 @@ impl SessionStore for RedisStore {
                 Ok(Admission::Full { live })
             }
             _ => Err(StoreError(format!(
-                "unexpected reply from Redis: {reply:?}"
+                "unexpected reply from Redis: {:?}",
+                reply.first()
             ))),
         }
     }
@@ -502,7 +516,7 @@ impl SessionStore for RedisStore {
         let key = *key;
         let touched: i64 = self
             .run(move |inner, mut c| async move {
-                inner
+                let touched: i64 = inner
                     .scripts
                     .touch
                     .key(inner.record_key(&user, &key))
@@ -511,7 +525,14 @@ impl SessionStore for RedisStore {
                     .arg(age)
                     .arg(millis(TOMBSTONE_GRACE))
                     .invoke_async(&mut c)
-                    .await
+                    .await?;
+                if touched == 1 {
+                    // The pointer follows the longest a session may now
+                    // live (a reload may have raised the timeouts).
+                    let keep = i64::try_from(age + millis(TOMBSTONE_GRACE)).unwrap_or(i64::MAX);
+                    let _: () = c.pexpire(inner.pointer_key(&key), keep).await?;
+                }
+                Ok(touched)
             })
             .await?;
         if touched == 1 {
