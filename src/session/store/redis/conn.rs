@@ -245,10 +245,6 @@ impl Connector {
     async fn connect(&self) -> Result<Conn, RedisError> {
         let t = self.limits.timeout;
         match &self.target {
-            Target::Standalone(url) => {
-                let client = redis::Client::open(url.as_str())?;
-                Ok(Conn::Single(manager(client, t)?))
-            }
             Target::Cluster(nodes) => {
                 let client = ClusterClientBuilder::new(nodes.clone())
                     .connection_timeout(t)
@@ -257,6 +253,15 @@ impl Connector {
                     .build()?;
                 Ok(Conn::Cluster(client.get_async_connection().await?))
             }
+            _ => Ok(Conn::Single(manager(self.single_node().await?, t)?)),
+        }
+    }
+
+    /// The one node that holds the data: the standalone server, or the
+    /// master the sentinels name now.
+    async fn single_node(&self) -> Result<redis::Client, RedisError> {
+        match &self.target {
+            Target::Standalone(url) => redis::Client::open(url.as_str()),
             Target::Sentinel {
                 sentinels,
                 master,
@@ -264,11 +269,14 @@ impl Connector {
                 user,
                 password,
             } => {
-                let client = sentinel_client(sentinels, master, *db, user, password)?
+                sentinel_client(sentinels, master, *db, user, password)?
                     .async_get_client()
-                    .await?;
-                Ok(Conn::Single(manager(client, t)?))
+                    .await
             }
+            Target::Cluster(_) => Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "a cluster has no single node",
+            ))),
         }
     }
 
@@ -323,40 +331,27 @@ impl Connector {
     /// A client for the node that carries pub/sub (any node of a cluster:
     /// messages are broadcast to all).
     pub async fn pubsub_client(&self) -> Result<redis::Client, RedisError> {
-        match &self.target {
-            Target::Standalone(url) => redis::Client::open(url.as_str()),
-            Target::Cluster(nodes) => {
-                // The first seed that answers.
-                let mut last = None;
-                for n in nodes {
-                    let client = redis::Client::open(n.as_str())?;
-                    let probe = tokio::time::timeout(
-                        self.limits.timeout,
-                        client.get_multiplexed_async_connection(),
-                    )
-                    .await;
-                    match probe {
-                        Ok(Ok(_)) => return Ok(client),
-                        Ok(Err(e)) => last = Some(e),
-                        Err(_) => {}
-                    }
-                }
-                Err(last.unwrap_or_else(|| {
-                    RedisError::from((redis::ErrorKind::Io, "no cluster node answered"))
-                }))
-            }
-            Target::Sentinel {
-                sentinels,
-                master,
-                db,
-                user,
-                password,
-            } => {
-                sentinel_client(sentinels, master, *db, user, password)?
-                    .async_get_client()
-                    .await
+        let Target::Cluster(nodes) = &self.target else {
+            return self.single_node().await;
+        };
+        // The first seed that answers.
+        let mut last = None;
+        for n in nodes {
+            let client = redis::Client::open(n.as_str())?;
+            let probe = tokio::time::timeout(
+                self.limits.timeout,
+                client.get_multiplexed_async_connection(),
+            )
+            .await;
+            match probe {
+                Ok(Ok(_)) => return Ok(client),
+                Ok(Err(e)) => last = Some(e),
+                Err(_) => {}
             }
         }
+        Err(last.unwrap_or_else(|| {
+            RedisError::from((redis::ErrorKind::Io, "no cluster node answered"))
+        }))
     }
 }
 

@@ -58,8 +58,7 @@ pub struct RedisOptions {
 struct Scripts {
     insert: Script,
     touch: Script,
-    end: Script,
-    remove: Script,
+    finish: Script,
     raise_mark: Script,
     failure: Script,
     ban: Script,
@@ -103,8 +102,7 @@ impl RedisStore {
             scripts: Scripts {
                 insert: Script::new(scripts::INSERT),
                 touch: Script::new(scripts::TOUCH),
-                end: Script::new(scripts::END),
-                remove: Script::new(scripts::REMOVE),
+                finish: Script::new(scripts::FINISH),
                 raise_mark: Script::new(scripts::RAISE_MARK),
                 failure: Script::new(scripts::FAILURE),
                 ban: Script::new(scripts::BAN),
@@ -255,6 +253,44 @@ impl RedisStore {
         });
         task.await
             .map_err(|e| StoreError(format!("Redis task failed: {e}")))?
+    }
+
+    /// Ends a session with `reason` (keeping a tombstone), or forgets it
+    /// (`None`); every instance hears of it before this returns.
+    async fn finish(
+        &self,
+        key: SessionKey,
+        reason: Option<EndReason>,
+    ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+        let Some(user) = self.owner(&key).await? else {
+            return Ok(None);
+        };
+        let before: Value = self
+            .run(move |inner, mut c| async move {
+                let v: Value = inner
+                    .scripts
+                    .finish
+                    .key(inner.record_key(&user, &key))
+                    .key(inner.index_key(&user))
+                    .arg(reason.map_or("", EndReason::as_str))
+                    .arg(inner.channel())
+                    .arg(key.to_hex())
+                    .invoke_async(&mut c)
+                    .await?;
+                // Other slots in a cluster: commands of their own.
+                if reason.is_none() {
+                    let _: () = c.del(inner.pointer_key(&key)).await?;
+                }
+                let _: () = c.zrem(inner.live_key(), key.to_hex()).await?;
+                Ok(v)
+            })
+            .await?;
+        self.inner.cache.forget(&key);
+        let finished = decode_pairs(before).map(Arc::new);
+        if finished.is_some() {
+            self.inner.cache.echo(|c| c.heard_session(&key)).await;
+        }
+        Ok(finished)
     }
 
     /// How long a record starting now at `at` may be kept.
@@ -481,12 +517,14 @@ impl SessionStore for RedisStore {
                 Ok(Admission::Inserted { evicted })
             }
             Some("full") => {
-                let mut live = Vec::new();
-                for k in keys() {
-                    if let Some(r) = self.fetch(k).await? {
-                        live.push((k, r));
-                    }
-                }
+                // The script's order (least recently used first), with the
+                // records read in one round trip.
+                let mut held: HashMap<SessionKey, Arc<SessionRecord>> =
+                    self.list_user(&record.user).await?.into_iter().collect();
+                let live = keys()
+                    .into_iter()
+                    .filter_map(|k| held.remove(&k).map(|r| (k, r)))
+                    .collect();
                 Ok(Admission::Full { live })
             }
             _ => Err(StoreError(format!(
@@ -549,62 +587,11 @@ impl SessionStore for RedisStore {
         key: &SessionKey,
         reason: EndReason,
     ) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        let Some(user) = self.owner(key).await? else {
-            return Ok(None);
-        };
-        let key = *key;
-        let before: Value = self
-            .run(move |inner, mut c| async move {
-                let v: Value = inner
-                    .scripts
-                    .end
-                    .key(inner.record_key(&user, &key))
-                    .key(inner.index_key(&user))
-                    .arg(reason.as_str())
-                    .arg(inner.channel())
-                    .arg(key.to_hex())
-                    .invoke_async(&mut c)
-                    .await?;
-                let _: () = c.zrem(inner.live_key(), key.to_hex()).await?;
-                Ok(v)
-            })
-            .await?;
-        self.inner.cache.forget(&key);
-        let ended = decode_pairs(before).map(Arc::new);
-        if ended.is_some() {
-            self.inner.cache.echo(|c| c.heard_session(&key)).await;
-        }
-        Ok(ended)
+        self.finish(*key, Some(reason)).await
     }
 
     async fn remove(&self, key: &SessionKey) -> Result<Option<Arc<SessionRecord>>, StoreError> {
-        let Some(user) = self.owner(key).await? else {
-            return Ok(None);
-        };
-        let key = *key;
-        let before: Value = self
-            .run(move |inner, mut c| async move {
-                let v: Value = inner
-                    .scripts
-                    .remove
-                    .key(inner.record_key(&user, &key))
-                    .key(inner.index_key(&user))
-                    .arg(inner.channel())
-                    .arg(key.to_hex())
-                    .invoke_async(&mut c)
-                    .await?;
-                // Different slots in a cluster: two commands.
-                let _: () = c.del(inner.pointer_key(&key)).await?;
-                let _: () = c.zrem(inner.live_key(), key.to_hex()).await?;
-                Ok(v)
-            })
-            .await?;
-        self.inner.cache.forget(&key);
-        let removed = decode_pairs(before).map(Arc::new);
-        if removed.is_some() {
-            self.inner.cache.echo(|c| c.heard_session(&key)).await;
-        }
-        Ok(removed)
+        self.finish(*key, None).await
     }
 
     async fn list_user(&self, user: &str) -> Result<UserSessions, StoreError> {

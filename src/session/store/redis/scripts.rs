@@ -88,26 +88,20 @@ redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[4]))
 return 1
 "#;
 
-/// Ends a session, keeping a tombstone. Returns the record as it was, or
-/// nil if it was gone or already ended.
-/// KEYS: record, user index. ARGV: reason, channel, hex.
-pub const END: &str = r#"
+/// Ends a session, keeping a tombstone that says why, or (reason "")
+/// forgets it. Returns the record as it was, or nil if it was gone or
+/// already ended.
+/// KEYS: record, user index. ARGV: reason or "", channel, hex.
+pub const FINISH: &str = r#"
 local f = redis.call('HGETALL', KEYS[1])
 if #f == 0 then return false end
 redis.call('SREM', KEYS[2], ARGV[3])
-if redis.call('HSETNX', KEYS[1], 'e', ARGV[1]) == 0 then return false end
+if ARGV[1] == '' then
+  redis.call('DEL', KEYS[1])
+elseif redis.call('HSETNX', KEYS[1], 'e', ARGV[1]) == 0 then
+  return false
+end
 redis.call('PUBLISH', ARGV[2], 's:' .. ARGV[3])
-return f
-"#;
-
-/// Forgets a session. Returns the record as it was, or nil.
-/// KEYS: record, user index. ARGV: channel, hex.
-pub const REMOVE: &str = r#"
-local f = redis.call('HGETALL', KEYS[1])
-if #f == 0 then return false end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[2])
-redis.call('PUBLISH', ARGV[1], 's:' .. ARGV[2])
 return f
 "#;
 
