@@ -94,7 +94,7 @@ impl BackgroundService for Sweeper {
                 _ = tick.tick() => {
                     let policy = self.shared.snapshot.load().most_generous();
                     let now = self.shared.clock.now();
-                    match self.shared.store.sweep(now, policy.idle_timeout, policy.absolute_timeout).await {
+                    match self.shared.store.sweep(now, &policy).await {
                         Ok(0) => {}
                         Ok(n) => tracing::debug!("swept {n} dead sessions"),
                         Err(e) => tracing::warn!("session sweep failed: {e}"),

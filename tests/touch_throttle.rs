@@ -38,9 +38,9 @@ impl SessionStore for CountingStore {
     async fn get(&self, key: &SessionKey) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         self.inner.get(key).await
     }
-    async fn touch(&self, key: &SessionKey, at: Timestamp) -> Result<(), StoreError> {
+    async fn touch(&self, key: &SessionKey, user: &str, at: Timestamp) -> Result<(), StoreError> {
         self.touches.fetch_add(1, Ordering::SeqCst);
-        self.inner.touch(key, at).await
+        self.inner.touch(key, user, at).await
     }
     async fn end(
         &self,
@@ -63,13 +63,8 @@ impl SessionStore for CountingStore {
     ) -> Result<bool, StoreError> {
         self.inner.consume_nonce(nonce, expires, now).await
     }
-    async fn sweep(
-        &self,
-        now: Timestamp,
-        max_idle: Duration,
-        max_age: Duration,
-    ) -> Result<usize, StoreError> {
-        self.inner.sweep(now, max_idle, max_age).await
+    async fn sweep(&self, now: Timestamp, policy: &SessionPolicy) -> Result<usize, StoreError> {
+        self.inner.sweep(now, policy).await
     }
     async fn count(&self) -> Result<usize, StoreError> {
         self.inner.count().await

@@ -105,24 +105,20 @@ pub async fn authenticate(
     let Some(mut record) = shared.store.get(&key).await? else {
         return Ok(unknown(shared, snap, global, cookie.issued, now));
     };
-    let verdict = judge(snap, &record, global, now);
+    let mut verdict = judge(snap, &record, global, now);
     // A cached copy may be a little behind (another instance's touch):
     // before ending a session on its word, read the record itself.
-    let verdict = match verdict {
-        Verdict::Ended(_) if record.ended.is_none() => {
-            let Some(fresh) = shared.store.get_fresh(&key).await? else {
-                return Ok(unknown(shared, snap, global, cookie.issued, now));
-            };
-            record = fresh;
-            judge(snap, &record, global, now)
-        }
-        v => v,
-    };
-    let user = snap.users.get(&record.user);
-    match (verdict, user) {
-        (Verdict::Valid { touch: due }, Some(user)) => {
+    if verdict.is_err() && record.ended.is_none() {
+        let Some(fresh) = shared.store.get_fresh(&key).await? else {
+            return Ok(unknown(shared, snap, global, cookie.issued, now));
+        };
+        record = fresh;
+        verdict = judge(snap, &record, global, now);
+    }
+    match verdict {
+        Ok((user, due)) => {
             if due && touch {
-                shared.store.touch(&key, now).await?;
+                shared.store.touch(&key, &record.user, now).await?;
             }
             Ok(Auth::Valid(Authed {
                 key,
@@ -130,34 +126,39 @@ pub async fn authenticate(
                 user: Arc::clone(user),
             }))
         }
-        (Verdict::Ended(reason), _) => {
+        Err(reason) => {
             if record.ended.is_none() {
                 mark_ended(shared, &key, &record.user, reason).await?;
             }
             Ok(Auth::Ended(reason))
         }
-        // evaluate() never passes a session whose user is missing
-        (Verdict::Valid { .. }, None) => {
-            mark_ended(shared, &key, &record.user, EndReason::Revoked).await?;
-            Ok(Auth::Ended(EndReason::Revoked))
-        }
     }
 }
 
-/// The policy's verdict on a record, under the user's current state.
-fn judge(snap: &Snapshot, record: &SessionRecord, global: Watermarks, now: Timestamp) -> Verdict {
-    let user = snap.users.get(&record.user);
-    let state = match user {
-        None => UserState::Missing,
-        Some(u) if u.disabled => UserState::Disabled,
-        Some(u) => UserState::Active {
-            password_fingerprint: u.password_fingerprint,
-        },
+/// The policy's verdict on a record, under the user's current state: the
+/// session's user and whether a touch is due, or why the session is over.
+fn judge<'a>(
+    snap: &'a Snapshot,
+    record: &SessionRecord,
+    global: Watermarks,
+    now: Timestamp,
+) -> Result<(&'a Arc<User>, bool), EndReason> {
+    let Some(user) = snap.users.get(&record.user) else {
+        return Err(record.ended.unwrap_or(EndReason::Revoked));
     };
-    let groups = user.map_or(&record.groups, |u| &u.groups);
-    let marks = snap.marks_for(global, groups, now);
+    let state = if user.disabled {
+        UserState::Disabled
+    } else {
+        UserState::Active {
+            password_fingerprint: user.password_fingerprint,
+        }
+    };
+    let marks = snap.marks_for(global, &user.groups, now);
     let policy = snap.limits(&record.user).policy;
-    evaluate(record, state, &policy, &marks, now)
+    match evaluate(record, state, &policy, &marks, now) {
+        Verdict::Valid { touch } => Ok((user, touch)),
+        Verdict::Ended(reason) => Err(reason),
+    }
 }
 
 /// A cookie whose session the store does not hold: if it was issued
@@ -194,8 +195,10 @@ async fn mark_ended(
     user: &str,
     reason: EndReason,
 ) -> Result<(), StoreError> {
-    shared.store.end(key, reason).await?;
-    audit_ended(key, user, reason);
+    // A parallel request may have ended it first: count it once.
+    if shared.store.end(key, reason).await?.is_some() {
+        audit_ended(key, user, reason);
+    }
     Ok(())
 }
 
@@ -218,7 +221,8 @@ pub async fn end_session(
     user: &str,
     reason: EndReason,
 ) -> Result<(), StoreError> {
-    shared.store.remove(key).await?;
-    audit_ended(key, user, reason);
+    if shared.store.remove(key).await?.is_some() {
+        audit_ended(key, user, reason);
+    }
     Ok(())
 }

@@ -15,6 +15,19 @@ pub struct SessionPolicy {
     pub absolute_timeout: Duration,
 }
 
+impl SessionPolicy {
+    /// Whether the record is past one of its timeouts at `now`, and which.
+    pub fn timed_out(&self, record: &SessionRecord, now: Timestamp) -> Option<EndReason> {
+        if now.since(record.created_at) >= self.absolute_timeout {
+            Some(EndReason::Expired)
+        } else if now.since(record.last_seen) >= self.idle_timeout {
+            Some(EndReason::Idle)
+        } else {
+            None
+        }
+    }
+}
+
 /// The limits that apply to one user: the general ones, tightened by each
 /// of their groups' overrides and by their own `max_devices`. The smallest
 /// applicable value wins; a device limit of 0 means unlimited.
@@ -73,6 +86,13 @@ pub struct Watermarks {
 }
 
 impl Watermarks {
+    /// The latest of the marks: sessions created before it are over.
+    pub fn latest(&self) -> Timestamp {
+        self.restart
+            .max(self.revoked)
+            .max(self.scheduled.unwrap_or(self.restart))
+    }
+
     /// Why a session created at `created` is invalid under these marks.
     pub fn reason(&self, created: Timestamp) -> Option<EndReason> {
         if created < self.restart {
@@ -211,15 +231,11 @@ pub fn evaluate(
     if let Some(reason) = marks.reason(record.created_at) {
         return Verdict::Ended(reason);
     }
-    if now.since(record.created_at) >= policy.absolute_timeout {
-        return Verdict::Ended(EndReason::Expired);
-    }
-    let quiet = now.since(record.last_seen);
-    if quiet >= policy.idle_timeout {
-        return Verdict::Ended(EndReason::Idle);
+    if let Some(reason) = policy.timed_out(record, now) {
+        return Verdict::Ended(reason);
     }
     Verdict::Valid {
-        touch: quiet >= touch_interval(policy.idle_timeout),
+        touch: now.since(record.last_seen) >= touch_interval(policy.idle_timeout),
     }
 }
 

@@ -15,9 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Admission, DeviceLimit, OnFull, SessionStore, StoreError, UserSessions};
+use super::{
+    least_recent_first, Admission, DeviceLimit, OnFull, SessionStore, StoreError, UserSessions,
+};
 use crate::clock::Timestamp;
-use crate::session::{EndReason, SessionKey, SessionRecord, Watermarks};
+use crate::session::{EndReason, SessionKey, SessionPolicy, SessionRecord, Watermarks};
 
 const SHARDS: usize = 64;
 
@@ -197,7 +199,7 @@ impl SessionStore for MemoryStore {
             Some(rec) => rec.ended.is_none(),
             None => false,
         });
-        live.sort_by_key(|(_, r)| r.last_seen);
+        least_recent_first(&mut live);
 
         // The device picked on the "ask" page leaves only if this login
         // then goes ahead; a refused login ends nothing.
@@ -231,7 +233,7 @@ impl SessionStore for MemoryStore {
         Ok(self.shard(key).read().get(key).cloned())
     }
 
-    async fn touch(&self, key: &SessionKey, at: Timestamp) -> Result<(), StoreError> {
+    async fn touch(&self, key: &SessionKey, _user: &str, at: Timestamp) -> Result<(), StoreError> {
         let mut shard = self.shard(key).write();
         if let Some(rec) = shard.get_mut(key) {
             if rec.last_seen < at && rec.ended.is_none() {
@@ -275,7 +277,7 @@ impl SessionStore for MemoryStore {
                 rec.ended.is_none().then_some((*k, rec))
             })
             .collect();
-        out.sort_by_key(|(_, r)| r.last_seen);
+        least_recent_first(&mut out);
         Ok(out)
     }
 
@@ -293,15 +295,8 @@ impl SessionStore for MemoryStore {
         Ok(nonces.insert(nonce.to_string(), expires).is_none())
     }
 
-    async fn sweep(
-        &self,
-        now: Timestamp,
-        max_idle: Duration,
-        max_age: Duration,
-    ) -> Result<usize, StoreError> {
-        let dead = |r: &SessionRecord| {
-            now.since(r.last_seen) >= max_idle || now.since(r.created_at) >= max_age
-        };
+    async fn sweep(&self, now: Timestamp, policy: &SessionPolicy) -> Result<usize, StoreError> {
+        let dead = |r: &SessionRecord| policy.timed_out(r, now).is_some();
         let mut gone = Vec::new();
         for shard in self.sessions.iter() {
             let mut shard = shard.write();
@@ -389,7 +384,8 @@ impl SessionStore for MemoryStore {
             all.extend(shard.read().iter().map(|(k, r)| (*k, Arc::clone(r))));
         }
         // the most recently used first, so a cut-off drops the stalest
-        all.sort_by_key(|(_, r)| std::cmp::Reverse(r.last_seen));
+        least_recent_first(&mut all);
+        all.reverse();
         all.truncate(limit);
         Ok(all)
     }

@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EndReason, Liveness, SessionKey, SessionRecord, Watermarks};
+use super::{EndReason, Liveness, SessionKey, SessionPolicy, SessionRecord, Watermarks};
 use crate::clock::Timestamp;
 
 pub use memory::MemoryStore;
@@ -60,6 +60,12 @@ pub enum Admission {
 /// A user's sessions, least recently used first.
 pub type UserSessions = Vec<(SessionKey, Arc<SessionRecord>)>;
 
+/// The order every store lists sessions in: least recently used first,
+/// ties by age, then by key (the Redis device-limit script agrees).
+pub fn least_recent_first(list: &mut UserSessions) {
+    list.sort_by_key(|(k, r)| (r.last_seen, r.created_at, *k));
+}
+
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Counts the user's live sessions and inserts, as one atomic step:
@@ -76,8 +82,9 @@ pub trait SessionStore: Send + Sync {
     async fn get_fresh(&self, key: &SessionKey) -> Result<Option<Arc<SessionRecord>>, StoreError> {
         self.get(key).await
     }
-    /// Records activity; a session that is gone or ended stays so.
-    async fn touch(&self, key: &SessionKey, at: Timestamp) -> Result<(), StoreError>;
+    /// Records activity; a session that is gone or ended stays so. `user`
+    /// is the session's owner, as its record says.
+    async fn touch(&self, key: &SessionKey, user: &str, at: Timestamp) -> Result<(), StoreError>;
     /// Ends a session on someone else's behalf, keeping a tombstone so its
     /// next request learns `reason`.
     async fn end(
@@ -96,14 +103,9 @@ pub trait SessionStore: Send + Sync {
         expires: Timestamp,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
-    /// Drops records dead under the most generous policy (idle since
-    /// `max_idle`, or older than `max_age`); returns how many.
-    async fn sweep(
-        &self,
-        now: Timestamp,
-        max_idle: Duration,
-        max_age: Duration,
-    ) -> Result<usize, StoreError>;
+    /// Drops records dead under `policy`, the most generous one any user
+    /// has; returns how many.
+    async fn sweep(&self, now: Timestamp, policy: &SessionPolicy) -> Result<usize, StoreError>;
     /// Records held, for metrics and audit lines.
     async fn count(&self) -> Result<usize, StoreError>;
     /// The global watermarks (restart, revoke-all); `scheduled` is unset
@@ -150,6 +152,10 @@ pub(crate) mod conformance {
     use crate::session::SessionPolicy;
 
     const FP: [u8; 8] = [7; 8];
+    const POLICY: SessionPolicy = SessionPolicy {
+        idle_timeout: Duration::from_secs(100),
+        absolute_timeout: Duration::from_secs(1000),
+    };
 
     fn record(user: &str, at: u64) -> SessionRecord {
         SessionRecord {
@@ -170,10 +176,7 @@ pub(crate) mod conformance {
             on_full,
             liveness: Liveness {
                 now: Timestamp::from_millis(now),
-                policy: SessionPolicy {
-                    idle_timeout: Duration::from_secs(100),
-                    absolute_timeout: Duration::from_secs(1000),
-                },
+                policy: POLICY,
                 marks: Watermarks::default(),
                 password_fingerprint: FP,
             },
@@ -230,7 +233,10 @@ pub(crate) mod conformance {
         assert_eq!(store.count().await.unwrap(), 2);
         assert_eq!(*store.get(&a).await.unwrap().unwrap(), record("alice", 100));
 
-        store.touch(&a, Timestamp::from_millis(500)).await.unwrap();
+        store
+            .touch(&a, "alice", Timestamp::from_millis(500))
+            .await
+            .unwrap();
         let touched = store.get(&a).await.unwrap().unwrap();
         assert_eq!(touched.last_seen, Timestamp::from_millis(500));
         assert_eq!(touched.created_at, Timestamp::from_millis(100));
@@ -242,7 +248,10 @@ pub(crate) mod conformance {
         assert_eq!(store.remove(&a).await.unwrap(), None);
         assert!(store.list_user("alice").await.unwrap().is_empty());
         // touching a removed session must not bring it back
-        store.touch(&a, Timestamp::from_millis(900)).await.unwrap();
+        store
+            .touch(&a, "alice", Timestamp::from_millis(900))
+            .await
+            .unwrap();
         assert_eq!(store.get(&a).await.unwrap(), None);
 
         // ending keeps a tombstone that says why, and leaves the user's list
@@ -253,7 +262,10 @@ pub(crate) mod conformance {
             Some(EndReason::Revoked)
         );
         assert!(store.list_user("bob").await.unwrap().is_empty());
-        store.touch(&b, Timestamp::from_millis(999)).await.unwrap();
+        store
+            .touch(&b, "bob", Timestamp::from_millis(999))
+            .await
+            .unwrap();
         assert_eq!(
             store.get(&b).await.unwrap().unwrap().last_seen,
             Timestamp::from_millis(200)
@@ -318,7 +330,7 @@ pub(crate) mod conformance {
             .unwrap();
         // key 1 is used after key 2: key 2 becomes the least recently used
         store
-            .touch(&key(1), Timestamp::from_millis(25))
+            .touch(&key(1), "alice", Timestamp::from_millis(25))
             .await
             .unwrap();
         let got = store
@@ -453,11 +465,7 @@ pub(crate) mod conformance {
             .await
             .unwrap();
         let n = store
-            .sweep(
-                Timestamp::from_millis(150_000),
-                Duration::from_secs(100),
-                Duration::from_secs(1000),
-            )
+            .sweep(Timestamp::from_millis(150_000), &POLICY)
             .await
             .unwrap();
         assert_eq!(n, 1, "only the session idle for 150 s is dead");
@@ -468,11 +476,7 @@ pub(crate) mod conformance {
         );
         assert!(store.get(&key(3)).await.unwrap().is_some());
         let n = store
-            .sweep(
-                Timestamp::from_millis(2_000_000),
-                Duration::from_secs(100),
-                Duration::from_secs(1000),
-            )
+            .sweep(Timestamp::from_millis(2_000_000), &POLICY)
             .await
             .unwrap();
         assert_eq!(n, 2);

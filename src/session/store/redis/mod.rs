@@ -28,9 +28,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Admission, DeviceLimit, OnFull, SessionStore, StoreError, UserSessions};
+use super::{
+    least_recent_first, Admission, DeviceLimit, OnFull, SessionStore, StoreError, UserSessions,
+};
 use crate::clock::Timestamp;
-use crate::session::{EndReason, SessionKey, SessionRecord, Watermarks};
+use crate::session::{EndReason, SessionKey, SessionPolicy, SessionRecord, Watermarks};
 use cache::Cache;
 use conn::{Conn, Connector, IoRuntime, Limits, Target};
 
@@ -155,10 +157,7 @@ impl RedisStore {
                 }
                 Err(_) => {
                     connector.timed_out();
-                    Err(StoreError(format!(
-                        "Redis did not answer within {} ms",
-                        timeout.as_millis()
-                    )))
+                    Err(no_answer(timeout))
                 }
             }
         });
@@ -167,10 +166,7 @@ impl RedisStore {
         match tokio::time::timeout(timeout + Duration::from_millis(50), task).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(StoreError(format!("Redis task failed: {e}"))),
-            Err(_) => Err(StoreError(format!(
-                "Redis did not answer within {} ms",
-                timeout.as_millis()
-            ))),
+            Err(_) => Err(no_answer(timeout)),
         }
     }
 
@@ -206,7 +202,7 @@ impl RedisStore {
         let task = self.rt.handle().spawn(async move {
             let nodes = tokio::time::timeout(timeout, connector.data_nodes())
                 .await
-                .map_err(|_| StoreError("Redis did not answer".into()))?
+                .map_err(|_| no_answer(timeout))?
                 .map_err(|e| StoreError(format!("Redis: {e}")))?;
             let mut out = Vec::new();
             for mut node in nodes {
@@ -234,7 +230,7 @@ impl RedisStore {
                     };
                     let (next, keys, recs) = tokio::time::timeout(timeout, step)
                         .await
-                        .map_err(|_| StoreError("Redis did not answer".into()))?
+                        .map_err(|_| no_answer(timeout))?
                         .map_err(|e| StoreError(format!("Redis: {e}")))?;
                     for (k, fields) in keys.iter().zip(recs) {
                         let hex = k.rsplit(':').next().unwrap_or_default();
@@ -293,7 +289,8 @@ impl RedisStore {
         Ok(finished)
     }
 
-    /// How long a record starting now at `at` may be kept.
+    /// How long records may be kept (idle, absolute, in ms): the most
+    /// generous of the configuration and the given policy.
     fn retention(&self, policy_idle: Duration, policy_age: Duration) -> (u64, u64) {
         let idle = self
             .inner
@@ -366,6 +363,13 @@ fn wall_millis() -> u64 {
     crate::clock::Clock::now(&crate::clock::SystemClock).as_millis()
 }
 
+fn no_answer(timeout: Duration) -> StoreError {
+    StoreError(format!(
+        "Redis did not answer within {} ms",
+        timeout.as_millis()
+    ))
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -433,26 +437,16 @@ impl SessionStore for RedisStore {
         let l = limit.liveness;
         let (idle, age) = self.retention(l.policy.idle_timeout, l.policy.absolute_timeout);
         let ttl = idle.min(age) + millis(TOMBSTONE_GRACE);
-        let mark = [
-            l.marks.restart,
-            l.marks.revoked,
-            l.marks.scheduled.unwrap_or(Timestamp::from_millis(0)),
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(Timestamp::from_millis(0));
+        // The pointer, the index and the live-set entry last as long as the
+        // session can.
+        let keep = age + millis(TOMBSTONE_GRACE);
+        let mark = l.marks.latest();
         let user = record.user.clone();
         let fields = encode(&record);
         let reply: Vec<String> = self
             .run(move |inner, mut c| async move {
                 // The pointer first: a record is never without one.
-                let _: () = c
-                    .pset_ex(
-                        inner.pointer_key(&key),
-                        &user,
-                        age + millis(TOMBSTONE_GRACE),
-                    )
-                    .await?;
+                let _: () = c.pset_ex(inner.pointer_key(&key), &user, keep).await?;
                 let mut inv = inner.scripts.insert.prepare_invoke();
                 inv.key(inner.index_key(&user))
                     .key(inner.record_key(&user, &key))
@@ -470,7 +464,7 @@ impl SessionStore for RedisStore {
                     .arg(inner.record_prefix(&user))
                     .arg(key.to_hex())
                     .arg(ttl)
-                    .arg(age + millis(TOMBSTONE_GRACE))
+                    .arg(keep)
                     .arg(inner.channel());
                 for (k, v) in &fields {
                     inv.arg(*k).arg(v);
@@ -480,7 +474,6 @@ impl SessionStore for RedisStore {
                     let _: () = c.del(inner.pointer_key(&key)).await?;
                     return Ok(reply);
                 }
-                let keep = age + millis(TOMBSTONE_GRACE);
                 let mut pipe = redis::pipe();
                 pipe.zadd(inner.live_key(), key.to_hex(), wall_millis() + keep)
                     .ignore()
@@ -546,10 +539,8 @@ impl SessionStore for RedisStore {
         self.fetch(*key).await
     }
 
-    async fn touch(&self, key: &SessionKey, at: Timestamp) -> Result<(), StoreError> {
-        let Some(user) = self.owner(key).await? else {
-            return Ok(());
-        };
+    async fn touch(&self, key: &SessionKey, user: &str, at: Timestamp) -> Result<(), StoreError> {
+        let user = user.to_string();
         let (idle, age) = self.retention(Duration::ZERO, Duration::ZERO);
         let key = *key;
         let touched: i64 = self
@@ -621,7 +612,7 @@ impl SessionStore for RedisStore {
                     .collect())
             })
             .await?;
-        out.sort_by_key(|(k, r)| (r.last_seen, r.created_at, *k));
+        least_recent_first(&mut out);
         Ok(out)
     }
 
@@ -650,20 +641,14 @@ impl SessionStore for RedisStore {
         .await
     }
 
-    async fn sweep(
-        &self,
-        _now: Timestamp,
-        max_idle: Duration,
-        max_age: Duration,
-    ) -> Result<usize, StoreError> {
+    async fn sweep(&self, _now: Timestamp, policy: &SessionPolicy) -> Result<usize, StoreError> {
         // Redis drops records by their TTLs; this only keeps the TTLs given
         // to new records in line with the current configuration.
+        let (idle, age) = (policy.idle_timeout, policy.absolute_timeout);
         self.inner
             .max_idle_ms
-            .store(millis(max_idle), Ordering::Relaxed);
-        self.inner
-            .max_age_ms
-            .store(millis(max_age), Ordering::Relaxed);
+            .store(millis(idle), Ordering::Relaxed);
+        self.inner.max_age_ms.store(millis(age), Ordering::Relaxed);
         Ok(0)
     }
 
@@ -730,7 +715,8 @@ impl SessionStore for RedisStore {
 
     async fn list_all(&self, limit: usize) -> Result<UserSessions, StoreError> {
         let mut all = self.scan_records().await?;
-        all.sort_by_key(|(k, r)| std::cmp::Reverse((r.last_seen, r.created_at, *k)));
+        least_recent_first(&mut all);
+        all.reverse();
         all.truncate(limit);
         Ok(all)
     }
@@ -926,7 +912,7 @@ mod tests {
         assert!(t > 990_000 + grace && t <= 1_000_000 + grace, "{t}");
         // near its absolute end, a touch keeps it only until then
         store
-            .touch(&key, Timestamp::from_millis(960_000))
+            .touch(&key, user, Timestamp::from_millis(960_000))
             .await
             .unwrap();
         let t = ttl(&rec_key);
@@ -1042,7 +1028,10 @@ mod tests {
         }
         // the store finds the new master by itself
         wait_async(|| async { store.get_fresh(&key).await.is_ok_and(|r| r.is_some()) }).await;
-        store.touch(&key, Timestamp::from_millis(20)).await.unwrap();
+        store
+            .touch(&key, "alice", Timestamp::from_millis(20))
+            .await
+            .unwrap();
         assert_eq!(
             store.get_fresh(&key).await.unwrap().unwrap().last_seen,
             Timestamp::from_millis(20)
