@@ -4,25 +4,9 @@
 
 mod common;
 
+use common::check_config as check;
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-fn check(config_text: &str) -> (i32, String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("users.toml"), common::users_toml()).unwrap();
-    let path = dir.path().join("gatehouse.toml");
-    std::fs::write(&path, config_text).unwrap();
-    let out = Command::new(common::binary())
-        .args(["check-config", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn base() -> String {
     common::config("127.0.0.1:9".parse().unwrap(), "idle_timeout = \"30m\"\n")

@@ -16,21 +16,11 @@ fn fleet_config(upstream: std::net::SocketAddr, redis_url: &str, extra: &str) ->
     .replace("[server]\n", "[server]\nsecret_file = \"secret.key\"\n")
 }
 
-async fn admin(gw: &Gateway, method: &str, path: &str) -> (u16, String) {
-    let url = format!("http://{}{}", gw.admin, path);
-    let resp = reqwest::Client::new()
-        .request(method.parse().unwrap(), url)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 /// Waits until the gateway hears the fleet's changes (its cache is on).
 async fn following(gw: &Gateway) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, metrics) = admin(gw, "GET", "/metrics").await;
+        let (_, metrics) = gw.admin("GET", "/metrics", None).await;
         if metrics.contains("gatehouse_session_cache_following 1") {
             return;
         }
@@ -40,7 +30,9 @@ async fn following(gw: &Gateway) {
 }
 
 async fn live_sessions(gw: &Gateway, user: &str) -> usize {
-    let (status, body) = admin(gw, "GET", &format!("/api/sessions?user={user}")).await;
+    let (status, body) = gw
+        .admin("GET", &format!("/api/sessions?user={user}"), None)
+        .await;
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["sessions"].as_array().unwrap().len()
@@ -83,7 +75,7 @@ async fn one_login_for_the_whole_fleet(redis_url: &str) {
     let y = b.signed_in("bob", BOB_PASSWORD).await;
     assert_eq!(x.at(&b.url("/")).page("/app/").await.status, 200);
     assert_eq!(y.at(&a.url("/")).page("/app/").await.status, 200);
-    let (status, body) = admin(&a, "POST", "/api/revoke-all").await;
+    let (status, body) = a.admin("POST", "/api/revoke-all", None).await;
     assert_eq!(status, 200, "{body}");
     for (browser, gw) in [(&x, &b), (&y, &a), (&x, &a), (&y, &b)] {
         let r = browser.at(&gw.url("/")).page("/app/").await;
@@ -124,20 +116,12 @@ async fn parallel_logins_over_two_instances_keep_the_device_limit() {
         );
         let a = Gateway::start(&cfg);
         let b = Gateway::start(&cfg);
-        let mut tasks = Vec::new();
-        for n in 0..50 {
-            let url = if n % 2 == 0 { a.url("/") } else { b.url("/") };
-            tasks.push(tokio::spawn(async move {
-                Browser::new(&url)
-                    .login("alice", ALICE_PASSWORD, "/")
-                    .await
-                    .status
-            }));
-        }
-        let mut statuses = Vec::new();
-        for t in tasks {
-            statuses.push(t.await.unwrap());
-        }
+        let statuses: Vec<u16> =
+            parallel_logins(&[a.url("/"), b.url("/")], 50, "alice", ALICE_PASSWORD)
+                .await
+                .into_iter()
+                .map(|(status, _)| status)
+                .collect();
         let signed_in = statuses.iter().filter(|s| **s == 303).count();
         assert_eq!(live_sessions(&a, "alice").await, 2, "{mode}: {statuses:?}");
         assert_eq!(live_sessions(&b, "alice").await, 2, "{mode}");
@@ -162,7 +146,7 @@ async fn a_redis_outage_is_a_clear_503_and_heals_without_a_restart() {
     let gw = Gateway::start(&cfg);
     let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
     let cookie = b.session_cookie().cloned().unwrap();
-    assert_eq!(admin(&gw, "GET", "/ready").await.0, 200);
+    assert_eq!(gw.admin("GET", "/ready", None).await.0, 200);
 
     // Frozen: Redis accepts nothing and answers nothing.
     let pid = redis
@@ -172,7 +156,7 @@ async fn a_redis_outage_is_a_clear_503_and_heals_without_a_restart() {
         .unwrap()
         .trim()
         .to_string();
-    signal("STOP", &pid);
+    signal(&pid, "STOP");
     let started = Instant::now();
     let r = b.page("/app/").await;
     assert_eq!(r.status, 503, "{}", r.body);
@@ -190,13 +174,13 @@ async fn a_redis_outage_is_a_clear_503_and_heals_without_a_restart() {
     let r = b.api("/app/data").await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"], "store_unavailable");
-    assert_eq!(admin(&gw, "GET", "/ready").await.0, 503);
+    assert_eq!(gw.admin("GET", "/ready", None).await.0, 503);
     // public pages need no session
     assert_eq!(b.page("/static/app.css").await.status, 200);
     // a login says the service is unavailable
     assert_eq!(gw.login_status("bob", BOB_PASSWORD).await, 503);
 
-    signal("CONT", &pid);
+    signal(&pid, "CONT");
     let r = b.page("/app/").await;
     assert_eq!(r.status, 200, "serves again, same session: {}", r.body);
     assert_eq!(b.session_cookie(), Some(&cookie));
@@ -204,10 +188,10 @@ async fn a_redis_outage_is_a_clear_503_and_heals_without_a_restart() {
     // Gone: connections refused, then a new (empty) Redis on the same port.
     redis.stop();
     assert_eq!(b.page("/app/").await.status, 503);
-    assert_eq!(admin(&gw, "GET", "/ready").await.0, 503);
+    assert_eq!(gw.admin("GET", "/ready", None).await.0, 503);
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while admin(&gw, "GET", "/ready").await.0 != 200 {
+    while gw.admin("GET", "/ready", None).await.0 != 200 {
         assert!(Instant::now() < deadline, "never ready again");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -215,15 +199,6 @@ async fn a_redis_outage_is_a_clear_503_and_heals_without_a_restart() {
     assert_eq!(b.page("/app/").await.status, 303);
     gw.signed_in("alice", ALICE_PASSWORD).await;
     assert!(gw.log().contains("Redis"), "the outage is logged");
-}
-
-fn signal(sig: &str, pid: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,18 +257,9 @@ async fn redis_never_holds_a_cookie_value() {
 
 #[test]
 fn check_config_wants_a_url_and_a_shared_secret_with_redis() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
-    let path = dir.path().join("gatehouse.toml");
     let text = "[server]\nlisten = [\"127.0.0.1:1\"]\n\n[[route]]\npath_prefix = \"/\"\nupstream = \"127.0.0.1:2\"\naccess = \"login\"\n\n[users]\nfile = \"users.toml\"\n\n[session]\nstore = \"redis\"\nredis_url = \"redis+cluster://a\"\n";
-    std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(binary())
-        .args(["check-config", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (code, _, err) = check_config(text);
+    assert_ne!(code, 0);
     assert!(
         err.contains("gatehouse.toml:14: session.redis_url"),
         "{err}"

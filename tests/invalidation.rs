@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config, Browser, Gateway, Upstream, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{config, Gateway, Upstream, ALICE_PASSWORD, BOB_PASSWORD};
 use std::process::Command;
 
 #[tokio::test]
@@ -106,31 +106,20 @@ fn admin_gateway() -> (Upstream, Gateway) {
     (upstream, gw)
 }
 
-async fn admin(gw: &Gateway, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    let client = reqwest::Client::new();
-    let url = format!("http://{}{}", gw.admin, path);
-    let mut req = client.request(method.parse().unwrap(), url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn the_admin_api_wants_its_token() {
     let (_u, gw) = admin_gateway();
-    assert_eq!(admin(&gw, "GET", "/health", None).await.0, 200);
-    assert_eq!(admin(&gw, "GET", "/ready", None).await.0, 200);
-    assert_eq!(admin(&gw, "GET", "/api/sessions", None).await.0, 401);
+    assert_eq!(gw.admin("GET", "/health", None).await.0, 200);
+    assert_eq!(gw.admin("GET", "/ready", None).await.0, 200);
+    assert_eq!(gw.admin("GET", "/api/sessions", None).await.0, 401);
     assert_eq!(
-        admin(&gw, "GET", "/api/sessions", Some("wrong-token-0123456789"))
+        gw.admin("GET", "/api/sessions", Some("wrong-token-0123456789"))
             .await
             .0,
         401
     );
-    assert_eq!(admin(&gw, "POST", "/api/revoke-all", None).await.0, 401);
-    let (status, body) = admin(&gw, "GET", "/api/sessions", Some(TOKEN)).await;
+    assert_eq!(gw.admin("POST", "/api/revoke-all", None).await.0, 401);
+    let (status, body) = gw.admin("GET", "/api/sessions", Some(TOKEN)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap()["sessions"],
@@ -144,14 +133,16 @@ async fn revoke_all_dry_run_counts_and_the_real_one_ends_everything() {
     let mut a = gw.signed_in("alice", ALICE_PASSWORD).await;
     let mut b = gw.signed_in("bob", BOB_PASSWORD).await;
 
-    let (status, body) = admin(&gw, "POST", "/api/revoke-all?dry_run=true", Some(TOKEN)).await;
+    let (status, body) = gw
+        .admin("POST", "/api/revoke-all?dry_run=true", Some(TOKEN))
+        .await;
     assert_eq!(status, 200);
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(j["ended"], 2);
     assert_eq!(j["dry_run"], true);
     assert_eq!(a.page("/").await.status, 200, "a dry run ends nothing");
 
-    let (status, body) = admin(&gw, "POST", "/api/revoke-all", Some(TOKEN)).await;
+    let (status, body) = gw.admin("POST", "/api/revoke-all", Some(TOKEN)).await;
     assert_eq!(status, 200, "{body}");
     for br in [&mut a, &mut b] {
         let r = br.page("/").await;
@@ -172,37 +163,37 @@ async fn revoke_user_ends_only_that_users_sessions() {
     let mut a1 = gw.signed_in("alice", ALICE_PASSWORD).await;
     let mut a2 = gw.signed_in("alice", ALICE_PASSWORD).await;
     let mut b = gw.signed_in("bob", BOB_PASSWORD).await;
-    let (_, body) = admin(
-        &gw,
-        "POST",
-        "/api/users/alice/revoke?dry_run=true",
-        Some(TOKEN),
-    )
-    .await;
+    let (_, body) = gw
+        .admin("POST", "/api/users/alice/revoke?dry_run=true", Some(TOKEN))
+        .await;
     assert!(body.contains("\"ended\":2"), "{body}");
     assert_eq!(a1.page("/").await.status, 200);
-    let (status, _) = admin(&gw, "POST", "/api/users/alice/revoke", Some(TOKEN)).await;
+    let (status, _) = gw
+        .admin("POST", "/api/users/alice/revoke", Some(TOKEN))
+        .await;
     assert_eq!(status, 200);
     assert!(a1.page("/").await.location().ends_with("reason=revoked"));
     assert!(a2.page("/").await.location().ends_with("reason=revoked"));
     assert_eq!(b.page("/").await.status, 200);
 
     // one session by its id
-    let (_, body) = admin(&gw, "GET", "/api/sessions?user=bob", Some(TOKEN)).await;
+    let (_, body) = gw.admin("GET", "/api/sessions?user=bob", Some(TOKEN)).await;
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = j["sessions"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(j["sessions"][0]["device"], "Firefox on Linux");
-    let (status, _) = admin(&gw, "DELETE", &format!("/api/sessions/{id}"), Some(TOKEN)).await;
+    let (status, _) = gw
+        .admin("DELETE", &format!("/api/sessions/{id}"), Some(TOKEN))
+        .await;
     assert_eq!(status, 200);
     assert!(b.page("/").await.location().ends_with("reason=revoked"));
     assert_eq!(
-        admin(&gw, "DELETE", &format!("/api/sessions/{id}"), Some(TOKEN))
+        gw.admin("DELETE", &format!("/api/sessions/{id}"), Some(TOKEN))
             .await
             .0,
         404
     );
     assert_eq!(
-        admin(&gw, "DELETE", "/api/sessions/nothex", Some(TOKEN))
+        gw.admin("DELETE", "/api/sessions/nothex", Some(TOKEN))
             .await
             .0,
         400
@@ -214,10 +205,8 @@ async fn metrics_parse_as_prometheus_text() {
     let (_u, gw) = admin_gateway();
     let mut a = gw.signed_in("alice", ALICE_PASSWORD).await;
     a.page("/").await;
-    Browser::new(&gw.url("/"))
-        .login("alice", "wrong-password", "/")
-        .await;
-    let (status, text) = admin(&gw, "GET", "/metrics", None).await;
+    gw.login_status("alice", "wrong-password").await;
+    let (status, text) = gw.admin("GET", "/metrics", None).await;
     assert_eq!(status, 200);
     let mut samples = std::collections::HashMap::new();
     for line in text.lines() {
@@ -308,15 +297,7 @@ fn a_public_admin_listener_needs_a_token() {
     let text = config("127.0.0.1:9".parse().unwrap(), "")
         .replace("@LISTEN@", "127.0.0.1:8080")
         .replace("@ADMIN@", "0.0.0.0:9091");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("users.toml"), common::users_toml()).unwrap();
-    std::fs::write(dir.path().join("g.toml"), text).unwrap();
-    let out = Command::new(common::binary())
-        .args(["check-config", "-c"])
-        .arg(dir.path().join("g.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("server.admin_listen: the admin API listens beyond this machine"));
+    let (code, _, err) = common::check_config(&text);
+    assert_eq!(code, 1);
+    assert!(err.contains("server.admin_listen: the admin API listens beyond this machine"));
 }

@@ -72,8 +72,7 @@ impl Load {
 async fn twenty_reloads_under_load_fail_no_request_and_take_effect() {
     let (a, b) = (Upstream::start(), Upstream::start());
     let mut gw = Gateway::start(&config(a.addr, "idle_timeout = \"30m\"\n"));
-    let mut alice = Browser::new(&gw.url("/"));
-    assert_eq!(alice.login("alice", ALICE_PASSWORD, "/").await.status, 303);
+    let mut alice = gw.signed_in("alice", ALICE_PASSWORD).await;
     let cookie = alice.cookie_header();
     let config_path = gw.dir().join("gatehouse.toml");
     let template = std::fs::read_to_string(&config_path).unwrap();
@@ -154,8 +153,7 @@ async fn a_broken_reload_keeps_serving_and_stays_ready() {
         metrics.contains("gatehouse_reloads_total{result=\"failed\"} 1"),
         "{metrics}"
     );
-    let mut b = Browser::new(&gw.url("/"));
-    assert_eq!(b.login("alice", ALICE_PASSWORD, "/").await.status, 303);
+    gw.signed_in("alice", ALICE_PASSWORD).await;
 }
 
 #[test]
@@ -189,7 +187,7 @@ fn a_binary_upgrade_under_load_drops_no_request() {
 #[tokio::test]
 async fn json_logs_hold_neither_password_nor_cookie() {
     let upstream = Upstream::start();
-    let gw = Gateway::start(&config(upstream.addr, ""));
+    let gw = Gateway::start_with_flags(&config(upstream.addr, ""), &["--log-format", "json"]);
     let mut b = Browser::new(&gw.url("/"));
     b.login("alice", ALICE_PASSWORD, "/").await;
     let cookie = b.session_cookie().unwrap().clone();
@@ -212,47 +210,13 @@ async fn json_logs_hold_neither_password_nor_cookie() {
         log.contains("login_ok") && log.contains("session_ended"),
         "{log}"
     );
+    assert_json_lines(&log);
 }
 
-#[test]
-fn log_format_json_writes_one_json_object_per_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = Upstream::start();
-    let port = common::free_port();
-    let admin = common::free_port();
-    let text = config(upstream.addr, "")
-        .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
-        .replace("@ADMIN@", &format!("127.0.0.1:{admin}"));
-    std::fs::write(dir.path().join("gatehouse.toml"), text).unwrap();
-    std::fs::write(dir.path().join("users.toml"), common::users_toml()).unwrap();
-    let child = std::process::Command::new(common::binary())
-        .args(["--log-format", "json", "run", "-c"])
-        .arg(dir.path().join("gatehouse.toml"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    raw_request(
-        addr,
-        "GET /static/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    );
-    std::thread::sleep(Duration::from_millis(100));
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(
-        lines.iter().any(|l| l.contains("gatehouse::access")),
-        "{text}"
-    );
-    for line in lines {
+/// Every non-empty line of `text` is a JSON object with a level and a
+/// timestamp.
+fn assert_json_lines(text: &str) {
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(
@@ -260,4 +224,20 @@ fn log_format_json_writes_one_json_object_per_line() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let upstream = Upstream::start();
+    let mut gw = Gateway::start_with_flags(&config(upstream.addr, ""), &["--log-format", "json"]);
+    gw.raw("GET /static/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    gw.stop("INT");
+    let text = gw.log();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("gatehouse::access")),
+        "{text}"
+    );
+    assert_json_lines(&text);
 }

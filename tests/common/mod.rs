@@ -80,6 +80,8 @@ pub struct Gateway {
     pub admin: SocketAddr,
     child: Child,
     dir: tempfile::TempDir,
+    /// The extra flags it was started with, kept for `start_again`.
+    flags: Vec<String>,
 }
 
 impl Gateway {
@@ -91,14 +93,20 @@ impl Gateway {
 
     /// Starts with extra files (name, contents) beside the config.
     pub fn start_with_files(config_text: &str, files: &[(&str, &str)]) -> Gateway {
-        Self::start_in(config_text, &users_toml(), files)
+        Self::start_in(config_text, &users_toml(), files, &[])
     }
 
     pub fn start_with_users(config_text: &str, users: &str) -> Gateway {
-        Self::start_in(config_text, users, &[])
+        Self::start_in(config_text, users, &[], &[])
     }
 
-    fn start_in(config_text: &str, users: &str, files: &[(&str, &str)]) -> Gateway {
+    /// Starts with extra command-line flags after `run -c CONFIG` (global
+    /// flags such as `--log-format json` are accepted there too).
+    pub fn start_with_flags(config_text: &str, flags: &[&str]) -> Gateway {
+        Self::start_in(config_text, &users_toml(), &[], flags)
+    }
+
+    fn start_in(config_text: &str, users: &str, files: &[(&str, &str)], flags: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         for (name, contents) in files {
             std::fs::write(dir.path().join(name), contents).unwrap();
@@ -112,12 +120,13 @@ impl Gateway {
         std::fs::write(&config_path, text).unwrap();
         std::fs::write(dir.path().join("users.toml"), users).unwrap();
         std::fs::write(dir.path().join("secret.key"), TEST_SECRET).unwrap();
-        let child = spawn(dir.path());
+        let child = spawn_with(dir.path(), flags);
         let mut gw = Gateway {
             addr,
             admin,
             child,
             dir,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
         };
         gw.wait_ready();
         gw
@@ -162,18 +171,15 @@ impl Gateway {
     }
 
     /// Sends a signal (`KILL`, `TERM`, ...) and waits for the process to end.
-    pub fn stop(&mut self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+    pub fn stop(&mut self, sig: &str) {
+        signal(self.pid(), sig);
         let _ = self.child.wait();
     }
 
-    /// Starts the gateway again on the same config, ports and state.
+    /// Starts the gateway again on the same config, ports, flags and state.
     pub fn start_again(&mut self) {
-        self.child = spawn(self.dir.path());
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        self.child = spawn_with(self.dir.path(), &flags);
         self.wait_ready();
     }
 
@@ -182,7 +188,9 @@ impl Gateway {
     pub fn upgrade(&mut self) {
         let sock = self.dir.path().join("upgrade.sock");
         let _ = std::fs::remove_file(&sock);
-        let new = spawn_with(self.dir.path(), &["-u"]);
+        let mut flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        flags.push("-u");
+        let new = spawn_with(self.dir.path(), &flags);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !sock.exists() {
             assert!(
@@ -192,11 +200,7 @@ impl Gateway {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        let status = Command::new("kill")
-            .args(["-QUIT", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        signal(self.pid(), "QUIT");
         let _ = self.child.wait();
         self.child = new;
     }
@@ -208,11 +212,7 @@ impl Gateway {
     /// Sends SIGHUP and waits until the gateway logs the outcome.
     pub fn reload(&self) -> String {
         let before = self.log().matches("config_reload").count();
-        let status = Command::new("kill")
-            .args(["-HUP", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        signal(self.pid(), "HUP");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.log();
@@ -234,6 +234,18 @@ impl Gateway {
     pub fn raw(&self, request: &str) -> String {
         raw_request(self.addr, request)
     }
+
+    /// One call to the admin API (`/ready`, `/metrics`, `/api/...`), with
+    /// the bearer token when given: the status and the body.
+    pub async fn admin(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        let url = format!("http://{}{}", self.admin, path);
+        let mut req = reqwest::Client::new().request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
 }
 
 impl Drop for Gateway {
@@ -243,11 +255,8 @@ impl Drop for Gateway {
     }
 }
 
-/// `gatehouse run` on the config in `dir`, logging to `dir/gatehouse.log`.
-fn spawn(dir: &Path) -> Child {
-    spawn_with(dir, &[])
-}
-
+/// `gatehouse run` on the config in `dir` with extra `flags`, logging to
+/// `dir/gatehouse.log`.
 fn spawn_with(dir: &Path, flags: &[&str]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -287,4 +296,63 @@ pub fn raw_status(response: &str) -> u16 {
 
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gatehouse"))
+}
+
+/// Sends `kill -SIG pid` (`sig` without the `SIG`: `HUP`, `STOP`, ...) and
+/// asserts that it was delivered.
+pub fn signal(pid: impl std::fmt::Display, sig: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} {pid}: {status}");
+}
+
+/// `gatehouse check-config` on `config_text`, written as `gatehouse.toml`
+/// in a fresh directory beside the test `users.toml`: the exit code (-1
+/// for none), stdout and stderr.
+pub fn check_config(config_text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users.toml"), users_toml()).unwrap();
+    let path = dir.path().join("gatehouse.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let out = Command::new(binary())
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `n` fresh browsers signing in as `user` at the same time, the i-th at
+/// `urls[i % urls.len()]`: each one's login status, and the browser.
+pub async fn parallel_logins(
+    urls: &[String],
+    n: usize,
+    user: &str,
+    password: &str,
+) -> Vec<(u16, Browser)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (url, user, password) = (
+                urls[i % urls.len()].clone(),
+                user.to_string(),
+                password.to_string(),
+            );
+            tokio::spawn(async move {
+                let mut b = Browser::new(&url);
+                let status = b.login(&user, &password, "/").await.status;
+                (status, b)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
 }
