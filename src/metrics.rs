@@ -163,8 +163,9 @@ impl Metrics {
         self.store_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition, with the gauges the caller read.
-    pub fn render(&self, sessions: Option<usize>) -> String {
+    /// The Prometheus text exposition, with the gauges the caller read from
+    /// the store (`None`: the store cannot tell).
+    pub fn render(&self, sessions: Option<usize>, cache_following: Option<bool>) -> String {
         let mut out = String::with_capacity(4096);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         family(
@@ -259,6 +260,19 @@ impl Metrics {
             );
             let _ = writeln!(out, "gatehouse_sessions {n}");
         }
+        if let Some(following) = cache_following {
+            family(
+                &mut out,
+                "gatehouse_session_cache_following",
+                "1 while this instance hears the fleet's session changes (its cache is in use).",
+                "gauge",
+            );
+            let _ = writeln!(
+                out,
+                "gatehouse_session_cache_following {}",
+                u8::from(following)
+            );
+        }
         out
     }
 }
@@ -298,7 +312,7 @@ mod tests {
         m.session_ended(EndReason::Idle);
         m.invalidation(Invalidation::RevokeAll);
         m.reload(false);
-        let text = m.render(Some(7));
+        let text = m.render(Some(7), None);
         assert!(text.contains("gatehouse_requests_total{outcome=\"forwarded\"} 2\n"));
         assert!(text.contains("gatehouse_logins_total{result=\"failed\"} 1\n"));
         assert!(text.contains("gatehouse_sessions_ended_total{reason=\"idle\"} 1\n"));

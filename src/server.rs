@@ -60,25 +60,20 @@ fn snapshot_path(state_dir: &Path) -> PathBuf {
 /// session is invalid from this instant; otherwise the snapshot of a
 /// planned restart is restored (a bad one is a warning, never a crash).
 fn prepare_store(
+    rt: &tokio::runtime::Runtime,
     store: &MemoryStore,
     snap: &Snapshot,
     now: crate::clock::Timestamp,
 ) -> Result<bool, String> {
     let state_file = snap.settings.server.state_dir.as_deref().map(snapshot_path);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| e.to_string())?;
     if snap.settings.session.invalidate_on_restart {
-        // Sessions a previous run saved are the ones this restart ends.
-        let saved = state_file.as_deref().map_or(0, |f| {
-            let n = store.load_snapshot(f).unwrap_or(0);
+        // Sessions a previous run saved are the ones this restart ends (the
+        // count in the audit line).
+        if let Some(f) = state_file.as_deref() {
+            let _ = store.load_snapshot(f);
             let _ = std::fs::remove_file(f);
-            n
-        });
-        rt.block_on(store.revoke_all(EndReason::Restart, now))
-            .map_err(|e| e.to_string())?;
-        METRICS.invalidation(Invalidation::Restart);
-        tracing::warn!(target: "gatehouse::audit", event = "restart_invalidation", count = saved, "security: restart invalidation: {saved} sessions ended");
+        }
+        restart_invalidation(rt, store, now).map_err(|e| e.to_string())?;
     } else if let Some(file) = state_file.filter(|f| f.exists()) {
         let restored = match store.load_snapshot(&file) {
             Ok(n) => {
@@ -102,14 +97,11 @@ fn prepare_store(
 /// (the service manager retries); without it, the gateway starts and
 /// answers 503 until Redis is back.
 fn prepare_shared_store(
+    rt: &tokio::runtime::Runtime,
     store: &RedisStore,
     snap: &Snapshot,
     now: crate::clock::Timestamp,
 ) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     if !snap.settings.session.invalidate_on_restart {
         if let Err(e) = rt.block_on(store.ping()) {
             tracing::warn!(
@@ -119,14 +111,21 @@ fn prepare_shared_store(
         }
         return Ok(());
     }
-    let ended = rt
-        .block_on(store.revoke_all(EndReason::Restart, now))
-        .map_err(|e| {
-            format!(
-                "cannot sign out earlier sessions (session.invalidate_on_restart) because {} is unreachable: {e}",
-                store.describe()
-            )
-        })?;
+    restart_invalidation(rt, store, now).map_err(|e| {
+        format!(
+            "cannot sign out earlier sessions (session.invalidate_on_restart) because {} is unreachable: {e}",
+            store.describe()
+        )
+    })
+}
+
+/// Signs out every session created before this start, with its audit line.
+fn restart_invalidation(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn SessionStore,
+    now: crate::clock::Timestamp,
+) -> Result<(), crate::session::store::StoreError> {
+    let ended = rt.block_on(store.revoke_all(EndReason::Restart, now))?;
     METRICS.invalidation(Invalidation::Restart);
     tracing::warn!(target: "gatehouse::audit", event = "restart_invalidation", count = ended, "security: restart invalidation: {ended} sessions ended");
     Ok(())
@@ -159,13 +158,18 @@ pub fn serve(
     let _ = password::dummy_hash();
 
     let clock = Arc::new(SystemClock);
+    // For the store's start-up steps, before Pingora's runtimes exist.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     // `-t` only checks that the server can start: it must not consume the
     // saved sessions or sign anyone out.
     let (store, memory, restored): (Arc<dyn SessionStore>, _, _) =
         match &snapshot.settings.session.store {
             StoreKind::Memory => {
                 let m = Arc::new(MemoryStore::new());
-                let restored = !flags.test && prepare_store(&m, &snapshot, clock.now())?;
+                let restored = !flags.test && prepare_store(&rt, &m, &snapshot, clock.now())?;
                 (m.clone(), Some(m), restored)
             }
             StoreKind::Redis(r) => {
@@ -179,7 +183,7 @@ pub fn serve(
                     max_age: general.absolute_timeout,
                 })?;
                 if !flags.test {
-                    prepare_shared_store(&store, &snapshot, clock.now())?;
+                    prepare_shared_store(&rt, &store, &snapshot, clock.now())?;
                 }
                 // Sessions live in Redis across restarts: a cookie the
                 // store does not know was not lost to this one.

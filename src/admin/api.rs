@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use crate::clock::Timestamp;
+use crate::gateway::authenticate::end_counted;
 use crate::gateway::device_label::describe;
 use crate::gateway::state::Shared;
 use crate::metrics::{Invalidation, METRICS};
@@ -105,17 +106,7 @@ pub async fn handle(
         }
         ("GET" | "HEAD", "/metrics") => {
             let sessions = shared.store.count().await.ok();
-            let mut body = METRICS.render(sessions);
-            if let Some(following) = shared.store.cache_following() {
-                body.push_str(
-                    "# HELP gatehouse_session_cache_following 1 while this instance hears the fleet's session changes (its cache is in use).\n\
-                     # TYPE gatehouse_session_cache_following gauge\n",
-                );
-                body.push_str(&format!(
-                    "gatehouse_session_cache_following {}\n",
-                    u8::from(following)
-                ));
-            }
+            let body = METRICS.render(sessions, shared.store.cache_following());
             let mut a = text(200, &body);
             a.content_type = "text/plain; version=0.0.4; charset=utf-8";
             return a;
@@ -189,8 +180,7 @@ async fn revoke_one(shared: &Shared, key: SessionKey, dry_run: bool) -> ApiResul
         return Ok(error(404, "not_found", "no such live session"));
     };
     if !dry_run {
-        shared.store.end(&key, EndReason::Revoked).await?;
-        METRICS.session_ended(EndReason::Revoked);
+        end_counted(shared, &key, EndReason::Revoked).await?;
         tracing::info!(target: "gatehouse::audit", event = "session_revoked", user = ?record.user, session = %key, "session revoked by an administrator");
     }
     Ok(json_answer(200, json!({"ended": 1, "dry_run": dry_run})))
@@ -200,8 +190,7 @@ async fn revoke_user(shared: &Shared, user: &str, dry_run: bool) -> ApiResult {
     let sessions = shared.store.list_user(user).await?;
     if !dry_run {
         for (key, _) in &sessions {
-            shared.store.end(key, EndReason::Revoked).await?;
-            METRICS.session_ended(EndReason::Revoked);
+            end_counted(shared, key, EndReason::Revoked).await?;
         }
         METRICS.invalidation(Invalidation::User);
         tracing::warn!(target: "gatehouse::audit", event = "revoke_user", user = ?user, count = sessions.len(), "security: user revocation: {} sessions ended", sessions.len());

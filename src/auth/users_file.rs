@@ -18,10 +18,11 @@ pub struct NewUser {
     pub groups: Vec<String>,
 }
 
+/// Applies `change` and writes the file; returns the users as written.
 fn edit(
     path: &Path,
     change: impl FnOnce(&mut DocumentMut) -> Result<(), String>,
-) -> Result<(), String> {
+) -> Result<UserDb, String> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let mut doc: DocumentMut = text
@@ -29,8 +30,10 @@ fn edit(
         .map_err(|e| format!("{shown} is not valid TOML: {e}"))?;
     change(&mut doc)?;
     let updated = doc.to_string();
-    UserDb::parse(path, &updated).map_err(|e| format!("the change would break the file: {e}"))?;
-    replace_atomically(path, updated.as_bytes())
+    let users = UserDb::parse(path, &updated)
+        .map_err(|e| format!("the change would break the file: {e}"))?;
+    replace_atomically(path, updated.as_bytes())?;
+    Ok(users)
 }
 
 fn replace_atomically(path: &Path, contents: &[u8]) -> Result<(), String> {
@@ -85,21 +88,21 @@ fn set_keeping_decor(table: &mut Table, key: &str, value: Value) {
     }
 }
 
-pub fn set_password(path: &Path, user: &str, hash: &str) -> Result<(), String> {
+pub fn set_password(path: &Path, user: &str, hash: &str) -> Result<UserDb, String> {
     edit(path, |doc| {
         set_keeping_decor(user_table(doc, user)?, "password", Value::from(hash));
         Ok(())
     })
 }
 
-pub fn set_disabled(path: &Path, user: &str, disabled: bool) -> Result<(), String> {
+pub fn set_disabled(path: &Path, user: &str, disabled: bool) -> Result<UserDb, String> {
     edit(path, |doc| {
         set_keeping_decor(user_table(doc, user)?, "disabled", Value::from(disabled));
         Ok(())
     })
 }
 
-pub fn add_user(path: &Path, user: &str, details: &NewUser) -> Result<(), String> {
+pub fn add_user(path: &Path, user: &str, details: &NewUser) -> Result<UserDb, String> {
     edit(path, |doc| {
         if doc.contains_key(user) {
             return Err(format!("user {user:?} already exists"));

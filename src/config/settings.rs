@@ -132,17 +132,12 @@ pub struct IdentitySettings {
     pub assertion: Option<AssertionSettings>,
 }
 
-/// `identity.assertion_header` with the key from `assertion_key_file`.
-#[derive(Clone)]
+/// `identity.assertion_header` with the key from `assertion_key_file`,
+/// made ready to sign once (its `Debug` hides the secret).
+#[derive(Debug, Clone)]
 pub struct AssertionSettings {
     pub header: String,
-    pub key: Vec<u8>,
-}
-
-impl std::fmt::Debug for AssertionSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AssertionSettings({}, key hidden)", self.header)
-    }
+    pub key: ring::hmac::Key,
 }
 
 #[derive(Debug, Clone)]

@@ -128,15 +128,13 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         sink.push(&key, "expected a number of at least 1");
     }
     let login_key = root.key("login");
-    let mut login_duration = |name: &str, value: Option<String>, default: u64| match value {
-        None => std::time::Duration::from_secs(default),
-        Some(text) => parse_duration(&text).unwrap_or_else(|msg| {
-            sink.push(&login_key.key(name), msg);
-            std::time::Duration::from_secs(default)
-        }),
-    };
-    let failure_window = login_duration("failure_window", model.login.failure_window, 300);
-    let ban_time = login_duration("ban_time", model.login.ban_time, 900);
+    let failure_window = duration_or(
+        sink,
+        &login_key.key("failure_window"),
+        model.login.failure_window,
+        300,
+    );
+    let ban_time = duration_or(sink, &login_key.key("ban_time"), model.login.ban_time, 900);
     if failure_window > std::time::Duration::from_secs(3600) {
         sink.push(&login_key.key("failure_window"), "expected at most \"1h\"");
     }
@@ -215,17 +213,7 @@ fn validate_server(
 
     let secret_file = s.secret_file.map(|f| {
         let resolved = relative_to(path, &f);
-        match std::fs::read(&resolved) {
-            Ok(bytes) if bytes.len() >= 32 => {}
-            Ok(_) => sink.push(
-                &key.key("secret_file"),
-                "expected a file holding at least 32 bytes of secret",
-            ),
-            Err(e) => sink.push(
-                &key.key("secret_file"),
-                format!("cannot read {}: {e}", resolved.display()),
-            ),
-        }
+        read_key_file(&resolved, &key.key("secret_file"), "secret", sink);
         resolved
     });
 
@@ -422,17 +410,49 @@ fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route
     }
 }
 
+/// A duration key, or `default_secs` when absent (or, with an error,
+/// unreadable).
+fn duration_or(
+    sink: &mut ErrorSink,
+    key: &KeyPath,
+    value: Option<String>,
+    default_secs: u64,
+) -> std::time::Duration {
+    let default = std::time::Duration::from_secs(default_secs);
+    match value {
+        None => default,
+        Some(text) => parse_duration(&text).unwrap_or_else(|msg| {
+            sink.push(key, msg);
+            default
+        }),
+    }
+}
+
+/// A file holding at least 32 bytes of `what` (a secret, a key).
+fn read_key_file(file: &Path, key: &KeyPath, what: &str, sink: &mut ErrorSink) -> Option<Vec<u8>> {
+    match std::fs::read(file) {
+        Ok(bytes) if bytes.len() >= 32 => Some(bytes),
+        Ok(_) => {
+            sink.push(
+                key,
+                format!("expected a file holding at least 32 bytes of {what}"),
+            );
+            None
+        }
+        Err(e) => {
+            sink.push(key, format!("cannot read {}: {e}", file.display()));
+            None
+        }
+    }
+}
+
 fn validate_session(
     s: super::file::SessionSection,
     key: &KeyPath,
     sink: &mut ErrorSink,
 ) -> SessionSettings {
-    let mut duration = |name: &str, value: Option<String>, default: u64| match value {
-        None => std::time::Duration::from_secs(default),
-        Some(text) => parse_duration(&text).unwrap_or_else(|msg| {
-            sink.push(&key.key(name), msg);
-            std::time::Duration::from_secs(default)
-        }),
+    let mut duration = |name: &str, value: Option<String>, default| {
+        duration_or(sink, &key.key(name), value, default)
     };
     let idle_timeout = duration("idle_timeout", s.idle_timeout, 30 * 60);
     let absolute_timeout = duration("absolute_timeout", s.absolute_timeout, 24 * 3600);
@@ -593,23 +613,7 @@ fn validate_identity(
         }
         (Some(h), Some(file)) => {
             let resolved = relative_to(path, &file);
-            let key_bytes = match std::fs::read(&resolved) {
-                Ok(bytes) if bytes.len() >= 32 => Some(bytes),
-                Ok(_) => {
-                    sink.push(
-                        &key.key("assertion_key_file"),
-                        "expected a file holding at least 32 bytes of key",
-                    );
-                    None
-                }
-                Err(e) => {
-                    sink.push(
-                        &key.key("assertion_key_file"),
-                        format!("cannot read {}: {e}", resolved.display()),
-                    );
-                    None
-                }
-            };
+            let key_bytes = read_key_file(&resolved, &key.key("assertion_key_file"), "key", sink);
             let header_ok = http::HeaderName::from_bytes(h.as_bytes()).is_ok();
             if !header_ok {
                 sink.push(
@@ -617,9 +621,10 @@ fn validate_identity(
                     format!("expected an HTTP header name, found {h:?}"),
                 );
             }
-            key_bytes
-                .filter(|_| header_ok)
-                .map(|k| AssertionSettings { header: h, key: k })
+            key_bytes.filter(|_| header_ok).map(|k| AssertionSettings {
+                header: h,
+                key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &k),
+            })
         }
     };
     IdentitySettings {

@@ -15,7 +15,7 @@ use crate::clock::Timestamp;
 
 pub const LIFETIME_SECS: u64 = 60;
 
-pub fn assertion(identity: &Identity, key: &[u8], now: Timestamp) -> String {
+pub fn assertion(identity: &Identity, key: &hmac::Key, now: Timestamp) -> String {
     let iat = now.as_secs();
     let body = serde_json::json!({
         "v": 1,
@@ -25,7 +25,7 @@ pub fn assertion(identity: &Identity, key: &[u8], now: Timestamp) -> String {
         "exp": iat + LIFETIME_SECS,
     });
     let body = URL_SAFE_NO_PAD.encode(body.to_string());
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), body.as_bytes());
+    let tag = hmac::sign(key, body.as_bytes());
     format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag))
 }
 
@@ -61,7 +61,7 @@ mod tests {
     fn apps_can_verify_it_until_it_expires() {
         let key = [7u8; 32];
         let now = Timestamp::from_millis(1_700_000_000_000);
-        let value = assertion(&alice(), &key, now);
+        let value = assertion(&alice(), &hmac::Key::new(hmac::HMAC_SHA256, &key), now);
         let claims = verify(&value, &key, 1_700_000_001).unwrap();
         assert_eq!(claims["user"], "alice");
         assert_eq!(claims["groups"], serde_json::json!(["staff", "admins"]));
@@ -76,7 +76,11 @@ mod tests {
     #[test]
     fn tampering_breaks_the_signature() {
         let key = [7u8; 32];
-        let value = assertion(&alice(), &key, Timestamp::from_millis(1_000));
+        let value = assertion(
+            &alice(),
+            &hmac::Key::new(hmac::HMAC_SHA256, &key),
+            Timestamp::from_millis(1_000),
+        );
         let (_, sig) = value.split_once('.').unwrap();
         let forged = URL_SAFE_NO_PAD
             .encode(r#"{"v":1,"user":"mallory","groups":["admins"],"iat":1,"exp":99999999999}"#);

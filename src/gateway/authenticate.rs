@@ -195,15 +195,28 @@ async fn mark_ended(
     user: &str,
     reason: EndReason,
 ) -> Result<(), StoreError> {
-    // A parallel request may have ended it first: count it once.
-    if shared.store.end(key, reason).await?.is_some() {
+    if end_counted(shared, key, reason).await? {
         audit_ended(key, user, reason);
     }
     Ok(())
 }
 
+/// Ends a session on someone's behalf, keeping a tombstone; counts it, and
+/// says so, only if it was still live (a parallel request may have ended
+/// it first). The caller writes the audit line that fits.
+pub async fn end_counted(
+    shared: &Shared,
+    key: &SessionKey,
+    reason: EndReason,
+) -> Result<bool, StoreError> {
+    let ended = shared.store.end(key, reason).await?.is_some();
+    if ended {
+        METRICS.session_ended(reason);
+    }
+    Ok(ended)
+}
+
 fn audit_ended(key: &SessionKey, user: &str, reason: EndReason) {
-    METRICS.session_ended(reason);
     tracing::info!(
         target: "gatehouse::audit",
         event = "session_ended",
@@ -222,6 +235,7 @@ pub async fn end_session(
     reason: EndReason,
 ) -> Result<(), StoreError> {
     if shared.store.remove(key).await?.is_some() {
+        METRICS.session_ended(reason);
         audit_ended(key, user, reason);
     }
     Ok(())

@@ -119,13 +119,12 @@ impl Shared {
         })
     }
 
-    /// Reads the users file again and swaps it in with the current settings.
-    pub fn reload_users(&self) -> Result<(), crate::config::ConfigErrors> {
+    /// Swaps in `users` (as just written to the users file) with the
+    /// current settings.
+    pub fn swap_users(&self, users: UserDb) {
         let current = self.snapshot.load_full();
-        let users = UserDb::load(&current.settings.users_file)?;
         self.snapshot
             .store(Arc::new(Snapshot::new(current.settings.clone(), users)));
-        Ok(())
     }
 
     /// Round-robin position for routes with several upstreams.

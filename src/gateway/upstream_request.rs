@@ -6,9 +6,9 @@
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
-use super::forwarded::{forwarded, Inbound};
+use super::forwarded::{self, forwarded, Inbound};
 use super::identity_headers::{identity_headers, must_strip};
-use super::{client_ip, cookie, peer_ip, RequestCtx};
+use super::{cookie, peer_ip, RequestCtx};
 
 pub fn rewrite(
     session: &Session,
@@ -37,9 +37,12 @@ pub fn rewrite(
         header("x-forwarded-host"),
     );
     let host = header("host");
+    let peer = peer_ip(session);
+    let trusted = &settings.server.trusted_proxies;
+    let real_ip = forwarded::client_ip(peer, xff.as_deref(), trusted);
     let fwd = forwarded(
-        peer_ip(session),
-        &settings.server.trusted_proxies,
+        peer,
+        trusted,
         &Inbound {
             xff: xff.as_deref(),
             proto: proto.as_deref(),
@@ -88,7 +91,7 @@ pub fn rewrite(
     if let Some(h) = fwd.host {
         req.insert_header("X-Forwarded-Host", h)?;
     }
-    if let Some(ip) = client_ip(&ctx.snapshot, session) {
+    if let Some(ip) = real_ip {
         req.insert_header("X-Real-IP", ip.to_string())?;
     }
     Ok(())

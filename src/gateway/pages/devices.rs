@@ -7,7 +7,7 @@ use pingora::proxy::Session;
 use super::form::read_form;
 use super::{forged, require_session, Reply};
 use crate::clock::Timestamp;
-use crate::gateway::authenticate::{end_session, Authed};
+use crate::gateway::authenticate::{end_counted, end_session, Authed};
 use crate::gateway::device_label::describe;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::session::store::UserSessions;
@@ -161,13 +161,7 @@ async fn end_other(
     if victim == authed.key {
         return end_session(shared, &victim, &authed.user.username, EndReason::Logout).await;
     }
-    if shared
-        .store
-        .end(&victim, EndReason::Logout)
-        .await?
-        .is_some()
-    {
-        crate::metrics::METRICS.session_ended(EndReason::Logout);
+    if end_counted(shared, &victim, EndReason::Logout).await? {
         tracing::info!(
             target: "gatehouse::audit",
             event = "session_revoked",

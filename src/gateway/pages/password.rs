@@ -7,7 +7,7 @@ use pingora::proxy::Session;
 use super::form::read_form;
 use super::{busy, forged, message_page, require_session, store_down, Reply};
 use crate::auth::users_file;
-use crate::gateway::authenticate::{end_session, Authed};
+use crate::gateway::authenticate::{end_counted, end_session, Authed};
 use crate::gateway::sign_in::{sign_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::session::EndReason;
@@ -115,22 +115,9 @@ pub async fn submit(
             tokio::task::spawn_blocking(move || users_file::set_password(&path, &user, &h))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
-        if let Err(e) = written {
-            return Ok(not_saved(snap, &e));
-        }
-        if let Err(e) = shared.reload_users() {
-            tracing::error!(
-                "password saved for {username:?} but the users file did not reload: {e}"
-            );
-            return Ok(Reply::html(
-                500,
-                message_page(
-                    snap,
-                    "Password saved, not yet in use",
-                    "Your new password was saved, but the gateway could not reload the users file. Ask an administrator to check it.",
-                    "",
-                ),
-            ));
+        match written {
+            Ok(users) => shared.swap_users(users),
+            Err(e) => return Ok(not_saved(snap, &e)),
         }
     }
     tracing::info!(target: "gatehouse::audit", event = "password_changed", user = ?username, session = %authed.key, "password changed");
@@ -142,10 +129,8 @@ pub async fn submit(
         Err(_) => return Ok(store_down(snap)),
     };
     for (key, _) in others.iter().filter(|(k, _)| *k != authed.key) {
-        match shared.store.end(key, EndReason::Password).await {
-            Ok(Some(_)) => crate::metrics::METRICS.session_ended(EndReason::Password),
-            Ok(None) => {}
-            Err(_) => return Ok(store_down(snap)),
+        if end_counted(shared, key, EndReason::Password).await.is_err() {
+            return Ok(store_down(snap));
         }
     }
     if end_session(shared, &authed.key, &username, EndReason::Password)
