@@ -58,13 +58,10 @@ impl BackgroundService for Reloader {
             tokio::select! {
                 _ = hup.recv() => {
                     match self.reload().await {
-                        Ok(changes) if changes.is_empty() => {
-                            METRICS.reload(true);
-                            tracing::info!(target: "gatehouse::audit", event = "config_reload", ok = true, "config reloaded: no changes");
-                        }
                         Ok(changes) => {
                             METRICS.reload(true);
-                            tracing::info!(target: "gatehouse::audit", event = "config_reload", ok = true, "config reloaded: {}", changes.join(", "));
+                            let what = if changes.is_empty() { "no changes".to_string() } else { changes.join(", ") };
+                            tracing::info!(target: "gatehouse::audit", event = "config_reload", ok = true, "config reloaded: {what}");
                         }
                         Err(e) => {
                             METRICS.reload(false);

@@ -6,6 +6,7 @@
 //! `gateway/` so it can be tested without sockets.
 
 pub mod admin;
+pub mod atomic_file;
 pub mod auth;
 pub mod background;
 pub mod clock;

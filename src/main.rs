@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use gatehouse::auth::password::hash_password;
@@ -60,6 +60,9 @@ enum Command {
     HashPassword,
     /// Change the users file (atomically, comments and formatting kept).
     Users {
+        /// The users file.
+        #[arg(short, long, default_value = "config/users.toml", global = true)]
+        file: PathBuf,
         #[command(subcommand)]
         action: UsersAction,
     },
@@ -93,8 +96,6 @@ enum UsersAction {
     /// Add a user; the password is prompted for (or read from stdin).
     Add {
         user: String,
-        #[arg(short, long, default_value = "config/users.toml")]
-        file: PathBuf,
         /// Display name, sent in X-Remote-Name.
         #[arg(long)]
         name: Option<String>,
@@ -105,23 +106,11 @@ enum UsersAction {
         groups: Vec<String>,
     },
     /// Set a user's password; every session of theirs ends at the next reload.
-    Passwd {
-        user: String,
-        #[arg(short, long, default_value = "config/users.toml")]
-        file: PathBuf,
-    },
+    Passwd { user: String },
     /// Disable a user: logins refused, sessions ended at the next reload.
-    Disable {
-        user: String,
-        #[arg(short, long, default_value = "config/users.toml")]
-        file: PathBuf,
-    },
+    Disable { user: String },
     /// Enable a disabled user again.
-    Enable {
-        user: String,
-        #[arg(short, long, default_value = "config/users.toml")]
-        file: PathBuf,
-    },
+    Enable { user: String },
 }
 
 #[derive(Subcommand)]
@@ -220,12 +209,11 @@ fn sessions(
     Ok(())
 }
 
-fn users(action: UsersAction) -> Result<(), String> {
+fn users(file: &Path, action: UsersAction) -> Result<(), String> {
     use gatehouse::auth::users_file::{add_user, set_disabled, set_password, NewUser};
     let (user, done) = match action {
         UsersAction::Add {
             user,
-            file,
             name,
             email,
             groups,
@@ -236,19 +224,19 @@ fn users(action: UsersAction) -> Result<(), String> {
                 email,
                 groups,
             };
-            add_user(&file, &user, &details)?;
+            add_user(file, &user, &details)?;
             (user, "added")
         }
-        UsersAction::Passwd { user, file } => {
-            set_password(&file, &user, &hash_password(&read_password()?)?)?;
+        UsersAction::Passwd { user } => {
+            set_password(file, &user, &hash_password(&read_password()?)?)?;
             (user, "password changed")
         }
-        UsersAction::Disable { user, file } => {
-            set_disabled(&file, &user, true)?;
+        UsersAction::Disable { user } => {
+            set_disabled(file, &user, true)?;
             (user, "disabled")
         }
-        UsersAction::Enable { user, file } => {
-            set_disabled(&file, &user, false)?;
+        UsersAction::Enable { user } => {
+            set_disabled(file, &user, false)?;
             (user, "enabled")
         }
     };
@@ -325,7 +313,7 @@ fn main() -> ExitCode {
         Command::HashPassword => read_password()
             .and_then(|p| hash_password(&p))
             .map(|h| println!("{h}")),
-        Command::Users { action } => users(action),
+        Command::Users { file, action } => users(&file, action),
         Command::Sessions {
             admin,
             token_file,

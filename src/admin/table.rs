@@ -11,9 +11,7 @@ fn ago(now: u64, then: Option<u64>) -> String {
 
 /// Renders `{"sessions": [...]}` from `GET /api/sessions`.
 pub fn sessions(value: &Value) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock).as_secs();
     let empty = Vec::new();
     let list = value["sessions"].as_array().unwrap_or(&empty);
     let mut rows = vec![[

@@ -3,7 +3,6 @@
 //! as the gateway would load it; then replace the file atomically (temp file
 //! in the same directory, fsync, rename), keeping its permissions.
 
-use std::io::Write;
 use std::path::Path;
 use toml_edit::{DocumentMut, Item, Table, Value};
 
@@ -32,40 +31,8 @@ fn edit(
     let updated = doc.to_string();
     let users = UserDb::parse(path, &updated)
         .map_err(|e| format!("the change would break the file: {e}"))?;
-    replace_atomically(path, updated.as_bytes())?;
+    crate::atomic_file::replace(path, updated.as_bytes())?;
     Ok(users)
-}
-
-fn replace_atomically(path: &Path, contents: &[u8]) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "users".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        // Private from the first byte; the original's mode comes after.
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = options.open(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
-    })
 }
 
 fn user_table<'a>(doc: &'a mut DocumentMut, user: &str) -> Result<&'a mut Table, String> {

@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub settings: Settings,
     pub users: UserDb,
     limits: HashMap<String, UserLimits>,
+    /// Those of a user in no group and without overrides.
+    general: UserLimits,
 }
 
 impl Snapshot {
@@ -35,19 +37,18 @@ impl Snapshot {
                 (u.username.clone(), l)
             })
             .collect();
+        let general = limits_for(&settings.session, &[], None);
         Snapshot {
             settings,
             users,
             limits,
+            general,
         }
     }
 
     /// The limits of a user; the general ones for a user not in the file.
     pub fn limits(&self, user: &str) -> UserLimits {
-        self.limits
-            .get(user)
-            .copied()
-            .unwrap_or_else(|| limits_for(&self.settings.session, &[], None))
+        self.limits.get(user).copied().unwrap_or(self.general)
     }
 
     /// The global watermarks plus the schedules that apply to `groups`.
@@ -61,10 +62,7 @@ impl Snapshot {
     /// The most generous policy any user has: what is dead under it is dead
     /// for everyone (used by the background sweep).
     pub fn most_generous(&self) -> SessionPolicy {
-        SessionPolicy {
-            idle_timeout: self.settings.session.idle_timeout,
-            absolute_timeout: self.settings.session.absolute_timeout,
-        }
+        self.general.policy
     }
 }
 

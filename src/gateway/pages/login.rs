@@ -39,14 +39,27 @@ struct Nonce {
     set_cookie: Option<String>,
 }
 
-fn existing_nonce(snap: &Snapshot, session: &Session) -> Option<String> {
+impl Nonce {
+    /// The reply, with the nonce's cookie when it is a new one.
+    fn attach(&self, reply: Reply) -> Reply {
+        match &self.set_cookie {
+            Some(c) => reply.header("Set-Cookie", c.clone()),
+            None => reply,
+        }
+    }
+}
+
+fn existing_nonce(snap: &Snapshot, session: &Session) -> Option<Nonce> {
     let cookies = cookie_header(session.req_header())?;
     let value = cookie::find(&cookies, snap.settings.session.csrf_cookie_name())?;
     let ok = value.len() == 43
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then(|| value.to_string())
+    ok.then(|| Nonce {
+        value: value.to_string(),
+        set_cookie: None,
+    })
 }
 
 fn fresh_nonce(shared: &Shared, snap: &Snapshot) -> Option<Nonce> {
@@ -62,13 +75,7 @@ fn fresh_nonce(shared: &Shared, snap: &Snapshot) -> Option<Nonce> {
 }
 
 fn nonce(shared: &Shared, snap: &Snapshot, session: &Session) -> Option<Nonce> {
-    match existing_nonce(snap, session) {
-        Some(value) => Some(Nonce {
-            value,
-            set_cookie: None,
-        }),
-        None => fresh_nonce(shared, snap),
-    }
+    existing_nonce(snap, session).or_else(|| fresh_nonce(shared, snap))
 }
 
 fn unavailable(snap: &Snapshot) -> Reply {
@@ -112,11 +119,7 @@ fn login_page(
             ("rd", Slot::Text(rd)),
         ],
     );
-    let mut reply = Reply::html(status, ui::page(title, prefix, &content));
-    if let Some(c) = &nonce.set_cookie {
-        reply = reply.header("Set-Cookie", c.clone());
-    }
-    reply
+    nonce.attach(Reply::html(status, ui::page(title, prefix, &content)))
 }
 
 pub fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
@@ -294,11 +297,10 @@ fn ask_page(
             ("devices", Slot::Html(&items)),
         ],
     );
-    let mut reply = Reply::html(200, ui::page("Sign out another device?", prefix, &content));
-    if let Some(c) = &nonce.set_cookie {
-        reply = reply.header("Set-Cookie", c.clone());
-    }
-    reply
+    nonce.attach(Reply::html(
+        200,
+        ui::page("Sign out another device?", prefix, &content),
+    ))
 }
 
 /// POST `/login/choose`: the device picked on the "ask" page is signed out
@@ -365,14 +367,13 @@ fn checked_nonce(
     rd: &str,
 ) -> Result<Nonce, Reply> {
     let existing = existing_nonce(snap, session);
-    let ok = existing
-        .as_ref()
-        .is_some_and(|n| shared.signer.verify(CSRF_PURPOSE, n.as_bytes(), token));
+    let ok = existing.as_ref().is_some_and(|n| {
+        shared
+            .signer
+            .verify(CSRF_PURPOSE, n.value.as_bytes(), token)
+    });
     match existing {
-        Some(value) if ok => Ok(Nonce {
-            value,
-            set_cookie: None,
-        }),
+        Some(nonce) if ok => Ok(nonce),
         _ => {
             METRICS.login(Login::RefusedCsrf);
             tracing::info!(target: "gatehouse::audit", event = "login_refused", cause = "csrf", "login refused: bad CSRF token");

@@ -126,21 +126,11 @@ impl MemoryStore {
             sessions,
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| e.to_string())?;
-        let tmp = path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut f = std::fs::OpenOptions::new();
-            f.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
-            let mut f = f.open(&tmp)?;
-            std::io::Write::write_all(&mut f, &bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        crate::atomic_file::replace(path, &bytes)?;
         Ok(n)
     }
 

@@ -84,10 +84,7 @@ impl Cache {
         !self.ttl.is_zero() && self.live.load(Ordering::Acquire)
     }
 
-    fn shard(
-        &self,
-        key: &SessionKey,
-    ) -> &Mutex<HashMap<SessionKey, (Instant, Arc<SessionRecord>)>> {
+    fn shard(&self, key: &SessionKey) -> &Shard {
         &self.shards[usize::from(key.0[0]) % SHARDS]
     }
 
