@@ -13,7 +13,7 @@ use gatehouse::config::IdentitySettings;
 use gatehouse::gateway::authenticate::authenticate;
 use gatehouse::gateway::state::{Shared, Snapshot};
 use gatehouse::gateway::{cookie, identity_headers, normalize, redirect};
-use gatehouse::session::store::{DeviceLimit, MemoryStore, OnFull, SessionStore};
+use gatehouse::session::store::{DeviceLimit, MemoryStore, SessionStore};
 use gatehouse::session::{SessionId, SessionRecord};
 
 const HEADERS: [&str; 12] = [
@@ -59,20 +59,15 @@ fn pure(c: &mut Criterion) {
 
 fn unlimited(clock: &SystemClock) -> DeviceLimit {
     use gatehouse::clock::Clock;
-    DeviceLimit {
-        max: 0,
-        on_full: OnFull::Refuse,
-        liveness: gatehouse::session::Liveness {
-            now: clock.now(),
-            policy: gatehouse::session::SessionPolicy {
-                idle_timeout: std::time::Duration::from_secs(60),
-                absolute_timeout: std::time::Duration::from_secs(60),
-            },
-            marks: gatehouse::session::Watermarks::default(),
-            password_fingerprint: [0; 8],
+    DeviceLimit::none(gatehouse::session::Liveness {
+        now: clock.now(),
+        policy: gatehouse::session::SessionPolicy {
+            idle_timeout: std::time::Duration::from_secs(60),
+            absolute_timeout: std::time::Duration::from_secs(60),
         },
-        end_first: None,
-    }
+        marks: gatehouse::session::Watermarks::default(),
+        password_fingerprint: [0; 8],
+    })
 }
 
 fn session_check(c: &mut Criterion) {

@@ -8,8 +8,10 @@
 //! Environment: LOAD_SECONDS (default 10), LOAD_CONNECTIONS (default 32).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/redis.rs"]
-mod redis_server;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{free_port, Browser};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -72,14 +74,6 @@ fn bare_pingora(listen: SocketAddr, upstream: SocketAddr) {
         server.add_service(proxy);
         server.run(pingora::server::RunArgs::default());
     });
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for(addr: SocketAddr) {
@@ -205,29 +199,17 @@ fn builtin_upstream(addr: SocketAddr) {
     });
 }
 
+/// The `Cookie` header of a browser signed in as `bench`.
 fn login_cookie(gateway: SocketAddr, password: &str) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let (nonce, token) = login_form(&client, gateway).await;
-        let form = format!("username=bench&password={password}&rd=%2F&csrf_token={token}");
-        let resp = client
-            .post(format!("http://{gateway}/.gatehouse/login"))
-            .header("Cookie", format!("gatehouse-csrf={nonce}"))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 303, "bench login failed");
-        let set = resp.headers().get("set-cookie").unwrap().to_str().unwrap();
-        set.split(';').next().unwrap().to_string()
+        let mut b = Browser::new(&format!("http://{gateway}/"));
+        let r = b.login("bench", password, "/").await;
+        assert_eq!(r.status, 303, "bench login failed");
+        b.cookie_header()
     })
 }
 
@@ -254,7 +236,10 @@ fn login_flood(
             for _ in 0..concurrency {
                 let (client, stop) = (client.clone(), stop.clone());
                 tasks.push(tokio::spawn(async move {
-                    let (nonce, token) = login_form(&client, gateway).await;
+                    // a valid form: its nonce cookie and token
+                    let mut form = Browser::new(&format!("http://{gateway}/"));
+                    let token = form.page("/.gatehouse/login").await.field("csrf_token");
+                    let cookie = form.cookie_header();
                     let body =
                         format!("username=bench&password=wrong-password&rd=%2F&csrf_token={token}");
                     let mut n = 0usize;
@@ -265,7 +250,7 @@ fn login_flood(
                         }
                         let resp = client
                             .post(format!("http://{gateway}/.gatehouse/login"))
-                            .header("Cookie", format!("gatehouse-csrf={nonce}"))
+                            .header("Cookie", &cookie)
                             .header("Content-Type", "application/x-www-form-urlencoded")
                             .body(body.clone())
                             .send()
@@ -284,30 +269,6 @@ fn login_flood(
             total
         })
     })
-}
-
-/// The login form's nonce cookie and CSRF token.
-async fn login_form(client: &reqwest::Client, gateway: SocketAddr) -> (String, String) {
-    let page = client
-        .get(format!("http://{gateway}/.gatehouse/login"))
-        .send()
-        .await
-        .unwrap();
-    let nonce = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| {
-            c.strip_prefix("gatehouse-csrf=")
-                .map(|r| r.split(';').next().unwrap().to_string())
-        })
-        .unwrap();
-    let body = page.text().await.unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = body.find(marker).unwrap() + marker.len();
-    let token = body[start..start + body[start..].find('"').unwrap()].to_string();
-    (nonce, token)
 }
 
 fn row(name: &str, r: Option<Result>) -> String {
@@ -408,7 +369,7 @@ fn main() {
     let cookie_header = format!("Cookie: {cookie}");
     // the same gateway on the Redis store, when redis-server is installed
     let redis = if have("redis-server") {
-        redis_server::RedisServer::start()
+        common::redis::RedisServer::start()
     } else {
         eprintln!("Redis row skipped: redis-server is not installed");
         None

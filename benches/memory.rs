@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse::clock::Timestamp;
 use gatehouse::session::store::redis::conn::Target;
-use gatehouse::session::store::{
-    DeviceLimit, MemoryStore, OnFull, RedisOptions, RedisStore, SessionStore,
-};
+use gatehouse::session::store::{DeviceLimit, MemoryStore, RedisOptions, RedisStore, SessionStore};
 use gatehouse::session::{
     EndReason, Liveness, SessionKey, SessionPolicy, SessionRecord, Watermarks,
 };
@@ -172,20 +170,15 @@ fn measure_redis() {
 }
 
 async fn fill_range(store: &dyn SessionStore, from: u64, n: u64) {
-    let limit = DeviceLimit {
-        max: 0,
-        on_full: OnFull::Refuse,
-        liveness: Liveness {
-            now: Timestamp::from_millis(1),
-            policy: SessionPolicy {
-                idle_timeout: Duration::from_secs(1800),
-                absolute_timeout: Duration::from_secs(86_400),
-            },
-            marks: Watermarks::default(),
-            password_fingerprint: [1; 8],
+    let limit = DeviceLimit::none(Liveness {
+        now: Timestamp::from_millis(1),
+        policy: SessionPolicy {
+            idle_timeout: Duration::from_secs(1800),
+            absolute_timeout: Duration::from_secs(86_400),
         },
-        end_first: None,
-    };
+        marks: Watermarks::default(),
+        password_fingerprint: [1; 8],
+    });
     let staff: gatehouse::auth::Groups = vec!["staff".to_string()].into();
     for i in from..from + n {
         let record = SessionRecord {

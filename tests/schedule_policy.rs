@@ -13,7 +13,7 @@ use gatehouse::clock::{ManualClock, Timestamp};
 use gatehouse::gateway::authenticate::{authenticate, Auth};
 use gatehouse::gateway::state::{Shared, Snapshot};
 use gatehouse::session::schedule::Schedule;
-use gatehouse::session::store::{DeviceLimit, MemoryStore, OnFull, SessionStore};
+use gatehouse::session::store::{DeviceLimit, MemoryStore, SessionStore};
 use gatehouse::session::{
     EndReason, Liveness, SessionId, SessionPolicy, SessionRecord, Watermarks,
 };
@@ -95,20 +95,15 @@ impl World {
             groups: u.groups.clone(),
             ended: None,
         };
-        let limit = DeviceLimit {
-            max: 0,
-            on_full: OnFull::Refuse,
-            liveness: Liveness {
-                now: at,
-                policy: SessionPolicy {
-                    idle_timeout: Duration::from_secs(60),
-                    absolute_timeout: Duration::from_secs(60),
-                },
-                marks: Watermarks::default(),
-                password_fingerprint: u.password_fingerprint,
+        let limit = DeviceLimit::none(Liveness {
+            now: at,
+            policy: SessionPolicy {
+                idle_timeout: Duration::from_secs(60),
+                absolute_timeout: Duration::from_secs(60),
             },
-            end_first: None,
-        };
+            marks: Watermarks::default(),
+            password_fingerprint: u.password_fingerprint,
+        });
         self.store.insert(id.key(), record, limit).await.unwrap();
         format!("gatehouse={}", id.cookie_value(at))
     }

@@ -13,7 +13,7 @@ use gatehouse::clock::{Clock, ManualClock, Timestamp};
 use gatehouse::gateway::authenticate::{authenticate, Auth};
 use gatehouse::gateway::state::{Shared, Snapshot};
 use gatehouse::session::store::{
-    Admission, DeviceLimit, MemoryStore, OnFull, SessionStore, StoreError, UserSessions,
+    Admission, DeviceLimit, MemoryStore, SessionStore, StoreError, UserSessions,
 };
 use gatehouse::session::{
     EndReason, Liveness, SessionId, SessionKey, SessionPolicy, SessionRecord, Watermarks,
@@ -135,20 +135,15 @@ async fn writes_for_1000_requests(idle: Duration, step: Duration) -> usize {
         groups: Vec::new().into(),
         ended: None,
     };
-    let limit = DeviceLimit {
-        max: 0,
-        on_full: OnFull::Refuse,
-        liveness: Liveness {
-            now,
-            policy: SessionPolicy {
-                idle_timeout: idle,
-                absolute_timeout: Duration::from_secs(86_400),
-            },
-            marks: Watermarks::default(),
-            password_fingerprint: fingerprint,
+    let limit = DeviceLimit::none(Liveness {
+        now,
+        policy: SessionPolicy {
+            idle_timeout: idle,
+            absolute_timeout: Duration::from_secs(86_400),
         },
-        end_first: None,
-    };
+        marks: Watermarks::default(),
+        password_fingerprint: fingerprint,
+    });
     store.insert(id.key(), record, limit).await.unwrap();
     let cookie = format!("gatehouse={}", id.as_cookie_value());
     for n in 0..1000 {

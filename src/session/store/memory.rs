@@ -387,7 +387,7 @@ mod tests {
 
     #[tokio::test]
     async fn snapshots_round_trip_and_refuse_garbage() {
-        use crate::session::store::{DeviceLimit, OnFull};
+        use crate::session::store::DeviceLimit;
         use crate::session::{Liveness, SessionPolicy};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state").join("sessions.json");
@@ -402,20 +402,15 @@ mod tests {
             groups: vec!["staff".to_string()].into(),
             ended: None,
         };
-        let limit = DeviceLimit {
-            max: 0,
-            on_full: OnFull::Refuse,
-            liveness: Liveness {
-                now: Timestamp::from_millis(20),
-                policy: SessionPolicy {
-                    idle_timeout: Duration::from_secs(60),
-                    absolute_timeout: Duration::from_secs(60),
-                },
-                marks: Watermarks::default(),
-                password_fingerprint: [1; 8],
+        let limit = DeviceLimit::none(Liveness {
+            now: Timestamp::from_millis(20),
+            policy: SessionPolicy {
+                idle_timeout: Duration::from_secs(60),
+                absolute_timeout: Duration::from_secs(60),
             },
-            end_first: None,
-        };
+            marks: Watermarks::default(),
+            password_fingerprint: [1; 8],
+        });
         store
             .insert(SessionKey([5; 32]), record.clone(), limit)
             .await

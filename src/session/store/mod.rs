@@ -47,6 +47,18 @@ pub struct DeviceLimit {
     pub end_first: Option<SessionKey>,
 }
 
+impl DeviceLimit {
+    /// No limit: the login always goes in.
+    pub fn none(liveness: Liveness) -> Self {
+        DeviceLimit {
+            max: 0,
+            on_full: OnFull::Refuse,
+            liveness,
+            end_first: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// Stored; these sessions were evicted to make room.

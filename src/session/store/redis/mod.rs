@@ -840,20 +840,15 @@ mod tests {
     }
 
     fn unlimited(now: u64) -> DeviceLimit {
-        DeviceLimit {
-            max: 0,
-            on_full: OnFull::Refuse,
-            liveness: Liveness {
-                now: Timestamp::from_millis(now),
-                policy: SessionPolicy {
-                    idle_timeout: Duration::from_secs(100),
-                    absolute_timeout: Duration::from_secs(1000),
-                },
-                marks: Watermarks::default(),
-                password_fingerprint: [7; 8],
+        DeviceLimit::none(Liveness {
+            now: Timestamp::from_millis(now),
+            policy: SessionPolicy {
+                idle_timeout: Duration::from_secs(100),
+                absolute_timeout: Duration::from_secs(1000),
             },
-            end_first: None,
-        }
+            marks: Watermarks::default(),
+            password_fingerprint: [7; 8],
+        })
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
