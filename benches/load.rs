@@ -348,7 +348,8 @@ fn main() {
                 "[server]\nlisten = [\"{addr}\"]\nadmin_listen = \"\"\nthreads = 1\nsecret_file = \"secret.key\"\nupgrade_sock = \"{name}.sock\"\npid_file = \"{name}.pid\"\n\n\
                  [[route]]\npath_prefix = \"/public/\"\nupstream = \"{upstream}\"\naccess = \"public\"\n\n\
                  [[route]]\npath_prefix = \"/\"\nupstream = \"{upstream}\"\naccess = \"login\"\n\n\
-                 [users]\nfile = \"users.toml\"\n\n[session]\ncookie_secure = false\n{session}"
+                 [users]\nfile = \"users.toml\"\n\n[session]\ncookie_secure = false\n{session}\n\
+                 [login]\nmax_failures = 0\n"
             ),
         )
         .unwrap();
