@@ -191,6 +191,9 @@ pub struct Connector {
     current: ArcSwapOption<Conn>,
     /// One connection attempt at a time.
     connecting: tokio::sync::Mutex<()>,
+    /// Which sentinel is asked first: moves on after every failure, so a
+    /// sentinel that hangs cannot hold every look-up up.
+    first_sentinel: std::sync::atomic::AtomicUsize,
 }
 
 impl Connector {
@@ -200,6 +203,7 @@ impl Connector {
             limits,
             current: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
+            first_sentinel: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -229,16 +233,22 @@ impl Connector {
             || err.is_connection_refusal()
             || err.is_timeout()
             || err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
-        if moved && matches!(self.target, Target::Sentinel { .. }) {
-            self.current.store(None);
+        if moved {
+            self.forget_master();
         }
     }
 
     /// A command got no answer in time: for Sentinel, the master may have
-    /// moved without a word.
+    /// moved without a word (or the sentinel asked may hang).
     pub fn timed_out(&self) {
+        self.forget_master();
+    }
+
+    fn forget_master(&self) {
         if matches!(self.target, Target::Sentinel { .. }) {
             self.current.store(None);
+            self.first_sentinel
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -269,7 +279,13 @@ impl Connector {
                 user,
                 password,
             } => {
-                sentinel_client(sentinels, master, *db, user, password)?
+                let start = self
+                    .first_sentinel
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    % sentinels.len().max(1);
+                let mut order = sentinels[start..].to_vec();
+                order.extend_from_slice(&sentinels[..start]);
+                sentinel_client(&order, master, *db, user, password)?
                     .async_get_client()
                     .await
             }

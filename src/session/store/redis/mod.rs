@@ -1033,6 +1033,30 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sentinel_that_hangs_does_not_hold_every_lookup_up() {
+        let Some(master) = RedisServer::start() else {
+            return;
+        };
+        let sentinel = Sentinel::start(master.port, "gh-master").unwrap();
+        // accepts connections (the kernel does) and never answers
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "redis+sentinel://{},127.0.0.1:{}/gh-master",
+            hung.local_addr().unwrap(),
+            sentinel.port
+        );
+        let mut o = options(Target::parse(&url).unwrap(), "gh");
+        o.timeout = Duration::from_millis(300);
+        let store = RedisStore::new(o).unwrap();
+        let mut failures = 0;
+        while store.ping().await.is_err() {
+            failures += 1;
+            assert!(failures < 3, "still asking the hung sentinel first");
+        }
+        assert_eq!(failures, 1, "the first look-up asks the hung sentinel");
+    }
+
     async fn wait(ok: impl Fn() -> bool) {
         wait_async(|| std::future::ready(ok())).await;
     }
