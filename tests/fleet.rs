@@ -149,14 +149,8 @@ async fn a_redis_outage_is_a_clear_503_and_heals_without_a_restart() {
     assert_eq!(gw.admin("GET", "/ready", None).await.0, 200);
 
     // Frozen: Redis accepts nothing and answers nothing.
-    let pid = redis
-        .cli(&["INFO", "server"])
-        .lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    signal(&pid, "STOP");
+    let pid = redis.pid();
+    signal(pid, "STOP");
     let started = Instant::now();
     let r = b.page("/app/").await;
     assert_eq!(r.status, 503, "{}", r.body);
@@ -180,7 +174,7 @@ async fn a_redis_outage_is_a_clear_503_and_heals_without_a_restart() {
     // a login says the service is unavailable
     assert_eq!(gw.login_status("bob", BOB_PASSWORD).await, 503);
 
-    signal(&pid, "CONT");
+    signal(pid, "CONT");
     let r = b.page("/app/").await;
     assert_eq!(r.status, 200, "serves again, same session: {}", r.body);
     assert_eq!(b.session_cookie(), Some(&cookie));

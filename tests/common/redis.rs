@@ -139,6 +139,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// The server's process id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Stops the server (as an outage would).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
