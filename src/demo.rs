@@ -150,6 +150,7 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             ban_time: Duration::from_secs(900),
             max_concurrent_hashes: 2,
             min_password_length: 10,
+            failure_delay: Duration::from_secs(1),
         },
         ui: UiSettings {
             title: "Sign in to the demo".into(),

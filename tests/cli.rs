@@ -89,6 +89,20 @@ fn several_mistakes_are_reported_together() {
 }
 
 #[test]
+fn a_failure_delay_over_ten_seconds_is_refused() {
+    let text = format!("{}\n[login]\nfailure_delay = \"30s\"\n", base());
+    let (code, _, err) = check(&text);
+    assert_eq!(code, 1);
+    let line = line_of(&text, "failure_delay");
+    assert!(
+        err.contains(&format!(
+            "gatehouse.toml:{line}: login.failure_delay: expected at most \"10s\""
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_missing_users_file_is_named() {
     let text = base().replace("file = \"users.toml\"", "file = \"nope.toml\"");
     let (code, _, err) = check(&text);

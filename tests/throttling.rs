@@ -1,6 +1,8 @@
 //! Brute force at the login form: after `max_failures` wrong passwords the
 //! name is banned, even the right password is refused without being
-//! checked, other users are unaffected, and the ban ends by itself.
+//! checked, other users are unaffected, and the ban ends by itself. Every
+//! refusal is answered only after `login.failure_delay`, and waiting it out
+//! holds up nobody else.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,9 +10,10 @@ mod common;
 use common::{config, Browser, Gateway, Upstream, ALICE_PASSWORD, BOB_PASSWORD};
 use std::time::Duration;
 
+/// Without the failure delay: these tests make two dozen refused attempts in a row.
 fn throttled_config(upstream: std::net::SocketAddr, ban: &str) -> String {
     format!(
-        "{}\n[login]\nmax_failures = 3\nfailure_window = \"1m\"\nban_time = \"{ban}\"\n",
+        "{}\n[login]\nmax_failures = 3\nfailure_window = \"1m\"\nban_time = \"{ban}\"\nfailure_delay = \"0s\"\n",
         config(upstream, "")
     )
 }
@@ -80,4 +83,78 @@ async fn throttled_attempts_are_refused_before_any_verification() {
         metrics.contains("gatehouse_logins_total{result=\"throttled\"} 20\n"),
         "{metrics}"
     );
+}
+
+fn failed_logins(gw: &Gateway) -> u32 {
+    let metrics = common::raw_request(
+        gw.admin,
+        "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gatehouse_logins_total{result=\"failed\"} "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn refusals_wait_out_the_failure_delay_without_holding_up_anyone() {
+    let upstream = Upstream::start();
+    let delay = Duration::from_secs(5);
+    let gw = Gateway::start(&format!(
+        "{}\n[login]\nmax_failures = 0\nfailure_delay = \"5s\"\n",
+        config(upstream.addr, "")
+    ));
+    let mut alice = gw.signed_in("alice", ALICE_PASSWORD).await;
+
+    // four wrong passwords (one for an unknown user)
+    // and a form that fails its check
+    let mut refused = Vec::new();
+    for (user, password, token) in [
+        ("bob", "wrong-1", None),
+        ("bob", "wrong-2", None),
+        ("alice", "wrong-3", None),
+        ("nobody-at-all", "wrong-4", None),
+        ("bob", BOB_PASSWORD, Some("forged")),
+    ] {
+        let mut b = Browser::new(&gw.url("/"));
+        refused.push(tokio::spawn(async move {
+            let sent = std::time::Instant::now();
+            let status = match token {
+                None => b.login(user, password, "/").await.status,
+                Some(token) => {
+                    let fields = [
+                        ("username", user),
+                        ("password", password),
+                        ("csrf_token", token),
+                    ];
+                    b.post_form("/.gatehouse/login", &fields).await.status
+                }
+            };
+            (status, sent.elapsed())
+        }));
+    }
+    // the four are verified and now wait out the delay
+    let deadline = std::time::Instant::now() + delay;
+    while failed_logins(&gw) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the attempts were not verified"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Meanwhile the one worker thread proxies, and a right password signs in
+    // at once: the waits are timers, not a blocked thread.
+    assert_eq!(alice.page("/app/").await.status, 200);
+    assert_eq!(gw.login_status("bob", BOB_PASSWORD).await, 303);
+    assert!(
+        refused.iter().all(|t| !t.is_finished()),
+        "a refusal was answered before the delay"
+    );
+    let mut statuses = Vec::new();
+    for t in refused {
+        let (status, waited) = t.await.unwrap();
+        assert!(waited >= delay, "{status} answered after {waited:?}");
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 403]);
 }

@@ -137,6 +137,7 @@ pub struct LoginSection {
     pub ban_time: Option<String>,
     pub max_concurrent_hashes: Option<usize>,
     pub min_password_length: Option<usize>,
+    pub failure_delay: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

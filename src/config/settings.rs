@@ -149,6 +149,10 @@ pub struct LoginSettings {
     pub ban_time: Duration,
     pub max_concurrent_hashes: usize,
     pub min_password_length: usize,
+    /// A login form that is refused (wrong password, unknown user,
+    /// throttled, busy, bad form) is answered no sooner than this after it
+    /// arrived, so a client that loops on refusals loops slowly.
+    pub failure_delay: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -140,7 +140,30 @@ pub fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
     login_page(shared, snap, &nonce, &rd, notice, 200)
 }
 
+/// A posted login form. A refusal (anything but signing in, the device
+/// choice, or the device limit after a right password) is answered no sooner
+/// than `login.failure_delay` after the form arrived: a client looping on
+/// refusals then costs the gateway a timer per attempt instead of a busy
+/// core, and a guesser gets one try per delay per connection.
 pub async fn submit(
+    shared: &Shared,
+    snap: &Snapshot,
+    session: &mut Session,
+) -> pingora::Result<Reply> {
+    let arrived = tokio::time::Instant::now();
+    let reply = attempt(shared, snap, session).await?;
+    if is_refusal(&reply) {
+        tokio::time::sleep_until(arrived + snap.settings.login.failure_delay).await;
+    }
+    Ok(reply)
+}
+
+/// 4xx and 5xx answers, except 409: the device limit follows a right password.
+fn is_refusal(reply: &Reply) -> bool {
+    reply.status >= 400 && reply.status != 409
+}
+
+async fn attempt(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
