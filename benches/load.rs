@@ -13,8 +13,12 @@
 //! request (of the proxy's own processes, read from /proc) shows what it costs
 //! whatever the scheduler did.
 //!
+//! Last, how the authenticated path grows with concurrent clients (8 to 512)
+//! and with live sessions (1k, 100k, 1M restored from a snapshot).
+//!
 //! Environment: LOAD_SECONDS (default 5), LOAD_ROUNDS (default 3),
-//! LOAD_CONNECTIONS (default 32).
+//! LOAD_CONNECTIONS (default 32), LOAD_SCALING (default 1; 0 skips the last
+//! part).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -47,6 +51,7 @@ impl Drop for Kill {
         // SIGTERM first: an nginx master killed outright leaves its workers behind
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
+            .stderr(Stdio::null())
             .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -109,7 +114,8 @@ fn bare_pingora(listen: SocketAddr, upstream: SocketAddr) -> Kill {
 }
 
 fn wait_for(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // a gateway restoring a million sessions takes a while to listen
+    let deadline = Instant::now() + Duration::from_secs(180);
     while TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "{addr} did not come up");
         std::thread::sleep(Duration::from_millis(20));
@@ -145,6 +151,17 @@ fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
     let f = stat_fields(pid);
     let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (field(11) + field(12)) / ticks
+}
+
+/// Resident memory of `pid` in MiB.
+fn resident_mib(pid: u32) -> f64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(f64::NAN);
+    pages * 4096.0 / 1_048_576.0
 }
 
 /// The processes whose parent is `pid` (an nginx master's workers).
@@ -185,19 +202,20 @@ fn latency_ms(text: &str) -> f64 {
     }
 }
 
-/// Runs wrk against `url`; returns the sample and the number of requests.
-fn wrk(url: &str, header: Option<&str>, seconds: u64, connections: u32) -> (Sample, f64) {
-    let mut cmd = Command::new("wrk");
-    cmd.args([
-        "-t1",
-        &format!("-c{connections}"),
-        &format!("-d{seconds}s"),
-        "--latency",
-    ]);
-    if let Some(h) = header {
-        cmd.args(["-H", h]);
-    }
-    let out = cmd.arg(url).output().expect("wrk runs");
+/// Runs wrk against `url` with extra arguments (a header, a script);
+/// returns the sample and the number of requests.
+fn wrk(url: &str, args: &[String], seconds: u64, connections: u32) -> (Sample, f64) {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("wrk runs");
     let text = String::from_utf8_lossy(&out.stdout);
     let mut s = Sample {
         rps: f64::NAN,
@@ -222,23 +240,27 @@ fn wrk(url: &str, header: Option<&str>, seconds: u64, connections: u32) -> (Samp
     (s, requests)
 }
 
-/// One thing to measure: a URL, the header wrk sends, and the processes
+/// One thing to measure: a URL, wrk's extra arguments, and the processes
 /// whose CPU time is the setup's cost.
 struct Setup {
     name: &'static str,
     url: String,
-    header: Option<String>,
+    args: Vec<String>,
     pids: Vec<u32>,
+}
+
+/// wrk's arguments to send one header.
+fn header(h: &str) -> Vec<String> {
+    vec!["-H".into(), h.into()]
 }
 
 impl Setup {
     /// A 1 s warm-up, then the measured run.
     fn measure(&self, seconds: u64, connections: u32, ticks: f64) -> Sample {
-        let header = self.header.as_deref();
-        wrk(&self.url, header, 1, connections);
+        wrk(&self.url, &self.args, 1, connections);
         let cpu = |pids: &[u32]| pids.iter().map(|&p| cpu_seconds(p, ticks)).sum::<f64>();
         let before = cpu(&self.pids);
-        let (mut sample, requests) = wrk(&self.url, header, seconds, connections);
+        let (mut sample, requests) = wrk(&self.url, &self.args, seconds, connections);
         let used = cpu(&self.pids) - before;
         if !self.pids.is_empty() && requests > 0.0 {
             sample.cpu_us = Some(used * 1e6 / requests);
@@ -381,6 +403,85 @@ fn login_flood(
     })
 }
 
+/// A session ID the benchmark can hand to wrk: 43 URL-safe characters, as
+/// the gateway issues them, derived from `i`.
+fn known_id(i: u64) -> gatehouse::session::SessionId {
+    use base64::Engine;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &i.to_le_bytes());
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+    gatehouse::session::SessionId::parse(&text).expect("an ID's shape")
+}
+
+/// Writes a session snapshot holding `n` live sessions of `users` users
+/// (names `user0`…), all signed in with `hash`, into `state_dir`, where a
+/// gateway with `invalidate_on_restart = false` restores it at start.
+fn write_snapshot(state_dir: &Path, n: u64, users: u64, hash: &str) {
+    use gatehouse::clock::{Clock, SystemClock};
+    use gatehouse::session::store::{DeviceLimit, MemoryStore, SessionStore};
+    use gatehouse::session::{Liveness, SessionPolicy, SessionRecord, Watermarks};
+    let now = SystemClock.now();
+    let fingerprint = gatehouse::auth::password::fingerprint(hash);
+    let limit = DeviceLimit::none(Liveness {
+        now,
+        policy: SessionPolicy {
+            idle_timeout: Duration::from_secs(1800),
+            absolute_timeout: Duration::from_secs(86_400),
+        },
+        marks: Watermarks::default(),
+        password_fingerprint: fingerprint,
+    });
+    let groups: gatehouse::auth::Groups = vec!["staff".to_string()].into();
+    let store = MemoryStore::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..n {
+            let record = SessionRecord {
+                user: format!("user{}", i % users),
+                created_at: now,
+                last_seen: now,
+                client_ip: Some(std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8])),
+                user_agent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36".into(),
+                password_fingerprint: fingerprint,
+                groups: groups.clone(),
+                ended: None,
+            };
+            store.insert(known_id(i).key(), record, limit).await.unwrap();
+        }
+    });
+    std::fs::create_dir_all(state_dir).unwrap();
+    store
+        .save_snapshot(&state_dir.join("sessions.json"))
+        .unwrap();
+}
+
+/// A wrk script sending, in turn, the session cookies of `ids` (one per line
+/// in `cookies`), so requests spread over many sessions instead of one.
+fn rotating_cookies_script(dir: &Path, ids: impl Iterator<Item = u64>) -> std::path::PathBuf {
+    let cookies = dir.join("cookies.txt");
+    let lines: Vec<String> = ids
+        .map(|i| format!("gatehouse={}", known_id(i).as_cookie_value()))
+        .collect();
+    std::fs::write(&cookies, lines.join("\n") + "\n").unwrap();
+    let script = dir.join("cookies.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "local cookies = {{}}\n\
+             for line in io.lines(\"{}\") do cookies[#cookies + 1] = line end\n\
+             local i = 0\n\
+             request = function()\n\
+             \x20 i = i % #cookies + 1\n\
+             \x20 return wrk.format(nil, nil, {{ Cookie = cookies[i] }})\n\
+             end\n",
+            cookies.display()
+        ),
+    )
+    .unwrap();
+    script
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.retain(|v| v.is_finite());
     if values.is_empty() {
@@ -477,6 +578,9 @@ const AUTHED: &str = "gateway, authenticated (memory store)";
 const AUTHED_REDIS: &str = "gateway, authenticated (Redis store, 1 s cache)";
 const NGINX_PROXY: &str = "nginx proxy_pass (1 worker)";
 const NGINX_AUTH: &str = "nginx auth_request, zero-cost auth (1 worker + auth server)";
+/// Users the loaded sessions belong to (ten sessions each at 10k sessions).
+const SNAPSHOT_USERS: u64 = 1000;
+
 const FLOODED: &str = "gateway, authenticated, during a 200-client login flood";
 
 fn main() {
@@ -515,20 +619,21 @@ fn main() {
     };
 
     // the gateway, one worker thread, logging warnings only (nginx logs nothing either)
+    // `bench`, and the users of the sessions the scaling runs load
     let hash = gatehouse::auth::password::hash_password("bench-password-1").unwrap();
-    std::fs::write(
-        dir.path().join("users.toml"),
-        format!("[bench]\npassword = \"{hash}\"\ngroups = [\"staff\"]\n"),
-    )
-    .unwrap();
+    let users: String = std::iter::once("bench".to_string())
+        .chain((0..SNAPSHOT_USERS).map(|i| format!("user{i}")))
+        .map(|name| format!("[{name}]\npassword = \"{hash}\"\ngroups = [\"staff\"]\n"))
+        .collect();
+    std::fs::write(dir.path().join("users.toml"), users).unwrap();
     std::fs::write(dir.path().join("secret.key"), [7u8; 32]).unwrap();
-    let start_gateway = |name: &str, session: &str| {
+    let start_gateway = |name: &str, server: &str, session: &str| {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.path().join(format!("{name}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = [\"{addr}\"]\nadmin_listen = \"\"\nthreads = 1\nsecret_file = \"secret.key\"\nupgrade_sock = \"{name}.sock\"\npid_file = \"{name}.pid\"\n\n\
+                "[server]\nlisten = [\"{addr}\"]\nadmin_listen = \"\"\nthreads = 1\nsecret_file = \"secret.key\"\nupgrade_sock = \"{name}.sock\"\npid_file = \"{name}.pid\"\n{server}\n\
                  [[route]]\npath_prefix = \"/public/\"\nupstream = \"{upstream}\"\naccess = \"public\"\n\n\
                  [[route]]\npath_prefix = \"/\"\nupstream = \"{upstream}\"\naccess = \"login\"\n\n\
                  [users]\nfile = \"users.toml\"\n\n[session]\ncookie_secure = false\n{session}\n\
@@ -548,7 +653,7 @@ fn main() {
         wait_for(addr);
         (process, addr)
     };
-    let (gateway_process, gateway) = start_gateway("memory", "");
+    let (gateway_process, gateway) = start_gateway("memory", "", "");
     let gateway_pid = gateway_process.0.id();
     let cookie = format!("Cookie: {}", login_cookie(gateway, "bench-password-1"));
     // the same gateway on the Redis store, when redis-server is installed
@@ -561,6 +666,7 @@ fn main() {
     let redis_gateway = redis.as_ref().map(|r| {
         let (process, addr) = start_gateway(
             "redis",
+            "",
             &format!("store = \"redis\"\nredis_url = \"{}\"\n", r.url()),
         );
         let cookie = format!("Cookie: {}", login_cookie(addr, "bench-password-1"));
@@ -575,25 +681,25 @@ fn main() {
         Setup {
             name: DIRECT,
             url: format!("http://{upstream}/x"),
-            header: None,
+            args: Vec::new(),
             pids: Vec::new(),
         },
         Setup {
             name: BARE,
             url: format!("http://{bare}/x"),
-            header: None,
+            args: Vec::new(),
             pids: vec![bare_process.0.id()],
         },
         Setup {
             name: PUBLIC,
             url: format!("http://{gateway}/public/x"),
-            header: None,
+            args: Vec::new(),
             pids: vec![gateway_pid],
         },
         Setup {
             name: AUTHED,
             url: format!("http://{gateway}/x"),
-            header: Some(cookie.clone()),
+            args: header(&cookie),
             pids: vec![gateway_pid],
         },
     ];
@@ -602,7 +708,7 @@ fn main() {
         setups.push(Setup {
             name: AUTHED_REDIS,
             url: format!("http://{addr}/x"),
-            header: Some(cookie.clone()),
+            args: header(cookie),
             pids: vec![process.0.id(), redis.pid()],
         });
     }
@@ -638,7 +744,7 @@ fn main() {
         setups.push(Setup {
             name: NGINX_PROXY,
             url: format!("http://127.0.0.1:{proxy}/x"),
-            header: None,
+            args: Vec::new(),
             pids: vec![*front_worker],
         });
         // the auth server is part of this design's cost, as the gateway's
@@ -646,7 +752,7 @@ fn main() {
         setups.push(Setup {
             name: NGINX_AUTH,
             url: format!("http://127.0.0.1:{auth_front}/x"),
-            header: None,
+            args: Vec::new(),
             pids: vec![*front_worker, *auth_worker],
         });
     }
@@ -668,7 +774,7 @@ fn main() {
         let flooded = Setup {
             name: FLOODED,
             url: format!("http://{gateway}/x"),
-            header: Some(cookie.clone()),
+            args: header(&cookie),
             pids: vec![gateway_pid],
         }
         .measure(seconds, connections, ticks);
@@ -767,4 +873,63 @@ fn main() {
         "\nThe flood's answers over all rounds (401: verified wrong password): {}",
         mix.join(", ")
     );
+
+    if env_or("LOAD_SCALING", 1) == 0 {
+        return;
+    }
+    // How the authenticated path grows with concurrent clients: the memory
+    // gateway, one session, one run per count.
+    println!("\n| connections | requests/s | p50 ms | p99 ms |\n|---|---|---|---|");
+    for clients in [8, 32, 128, 512] {
+        let s = Setup {
+            name: AUTHED,
+            url: format!("http://{gateway}/x"),
+            args: header(&cookie),
+            pids: vec![gateway_pid],
+        }
+        .measure(seconds, clients, ticks);
+        println!(
+            "| {clients} | {:.0} | {:.2} | {:.2} |",
+            s.rps, s.p50_ms, s.p99_ms
+        );
+    }
+    // How it grows with live sessions: a gateway restored from a snapshot of
+    // N sessions; wrk's requests go round up to 10,000 of them, so lookups
+    // are spread over the store rather than one hot record.
+    println!(
+        "\n| live sessions | requests/s | p50 ms | p99 ms | p99 ms, first run after start | gateway resident MiB |\n|---|---|---|---|---|---|"
+    );
+    drop(gateway_process);
+    for n in [1_000u64, 100_000, 1_000_000] {
+        let state = dir.path().join(format!("state-{n}"));
+        write_snapshot(&state, n, SNAPSHOT_USERS, &hash);
+        let (process, addr) = start_gateway(
+            &format!("live-{n}"),
+            &format!("state_dir = \"{}\"", state.display()),
+            "invalidate_on_restart = false\n",
+        );
+        let spread = n.min(10_000);
+        let script = rotating_cookies_script(dir.path(), (0..spread).map(|j| j * (n / spread)));
+        let setup = Setup {
+            name: AUTHED,
+            url: format!("http://{addr}/x"),
+            args: vec!["-s".into(), script.display().to_string()],
+            pids: vec![process.0.id()],
+        };
+        // the first run, right after start-up, and then the steady state
+        let first = setup.measure(seconds, connections, ticks);
+        let s = setup.measure(seconds, connections, ticks);
+        println!(
+            "| {n} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} |",
+            s.rps,
+            s.p50_ms,
+            s.p99_ms,
+            first.p99_ms,
+            resident_mib(process.0.id())
+        );
+        // killed outright: no snapshot of a million sessions on the way out
+        let mut process = process;
+        let _ = process.0.kill();
+        let _ = process.0.wait();
+    }
 }

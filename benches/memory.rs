@@ -40,6 +40,14 @@ async fn fill(store: &dyn SessionStore, n: u64) {
     fill_range(store, 0, n).await;
 }
 
+/// 30 minutes idle, 24 hours absolute: the defaults.
+fn policy() -> SessionPolicy {
+    SessionPolicy {
+        idle_timeout: Duration::from_secs(1800),
+        absolute_timeout: Duration::from_secs(86_400),
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -63,11 +71,24 @@ fn measure(n: u64) {
             t.elapsed()
         })
         .collect();
+    // The minute's sweep when every session is live: it walks the whole
+    // store, one shard (of 64) under its write lock at a time.
+    let policy = policy();
+    let now = Timestamp::from_millis(1_700_000_000_000 + n + 1000);
+    let sweeps: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let dropped = rt.block_on(store.sweep(now, &policy)).unwrap();
+            assert_eq!(dropped, 0, "every session is live");
+            t.elapsed()
+        })
+        .collect();
     println!(
-        "| {n} | {:.1} MiB | {} | {:?} |",
+        "| {n} | {:.1} MiB | {} | {:?} | {:?} |",
         grown as f64 / 1_048_576.0,
         grown / n,
-        median(times)
+        median(times),
+        median(sweeps)
     );
 }
 
@@ -89,7 +110,7 @@ fn main() {
         measure_redis();
         return;
     }
-    println!("| live sessions | resident growth | bytes per session | revoke-all (median of 101) |\n|---|---|---|---|");
+    println!("| live sessions | resident growth | bytes per session | revoke-all (median of 101) | sweep, nothing to drop (median of 5) |\n|---|---|---|---|---|");
     let me = std::env::current_exe().unwrap();
     for n in [1_000u64, 10_000, 100_000, 1_000_000] {
         let out = std::process::Command::new(&me)
@@ -172,10 +193,7 @@ fn measure_redis() {
 async fn fill_range(store: &dyn SessionStore, from: u64, n: u64) {
     let limit = DeviceLimit::none(Liveness {
         now: Timestamp::from_millis(1),
-        policy: SessionPolicy {
-            idle_timeout: Duration::from_secs(1800),
-            absolute_timeout: Duration::from_secs(86_400),
-        },
+        policy: policy(),
         marks: Watermarks::default(),
         password_fingerprint: [1; 8],
     });

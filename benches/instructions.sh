@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by valgrind's callgrind: the same
+# count on every run of the same binaries, whatever else the machine does.
+# Each proxy runs twice under callgrind, once for 1,000 requests and once for
+# 4,000 (one keep-alive connection, curl); the difference over 3,000 is the
+# cost of a request without start-up. User space only: the kernel's TCP work,
+# which is the same for every proxy here, is not counted.
+#
+#   bash benches/instructions.sh      # needs valgrind, nginx, curl, python3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in valgrind nginx curl python3; do
+    command -v "$tool" >/dev/null || { echo "instructions.sh: $tool is not installed" >&2; exit 1; }
+done
+
+cargo build --release --bin gatehouse >&2
+bench_bin=$(cargo bench --bench load --no-run 2>&1 | grep -o 'target/release/deps/load-[0-9a-f]*' | head -1)
+[ -n "$bench_bin" ] || { echo "instructions.sh: no load benchmark binary" >&2; exit 1; }
+gatehouse=$PWD/target/release/gatehouse
+bench_bin=$PWD/$bench_bin
+
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do { kill -KILL "$p" && wait "$p"; } 2>/dev/null || true; done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 300); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+        sleep 0.1
+    done
+    echo "instructions.sh: nothing answers on port $1" >&2
+    exit 1
+}
+
+# nginx with one worker, in the foreground; $1 names it, $2 is its http block
+nginx_conf() {
+    cat >"$dir/$1.conf" <<EOF
+worker_processes 1; daemon off; master_process off; pid $dir/$1.pid; error_log $dir/$1.err warn;
+events { worker_connections 1024; }
+http { access_log off; client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+$2
+}
+EOF
+    echo "$dir/$1.conf"
+}
+
+upstream=$(port)
+nginx -c "$(nginx_conf upstream "server { listen 127.0.0.1:$upstream; location / { return 200 \"ok\"; } }")" -p "$dir" 2>/dev/null &
+pids+=($!)
+wait_port "$upstream"
+
+# The gateway's config, its users file (one user, "bench") and its secret.
+gw_port=$(port)
+head -c 32 /dev/urandom >"$dir/secret.key"
+hash=$(echo bench-password-1 | "$gatehouse" hash-password)
+printf '[bench]\npassword = "%s"\ngroups = ["staff"]\n' "$hash" >"$dir/users.toml"
+cat >"$dir/gatehouse.toml" <<EOF
+[server]
+listen = ["127.0.0.1:$gw_port"]
+admin_listen = ""
+threads = 1
+secret_file = "secret.key"
+upgrade_sock = "gatehouse.sock"
+pid_file = "gatehouse.pid"
+
+[[route]]
+path_prefix = "/public/"
+upstream = "127.0.0.1:$upstream"
+access = "public"
+
+[[route]]
+path_prefix = "/"
+upstream = "127.0.0.1:$upstream"
+access = "login"
+
+[users]
+file = "users.toml"
+
+[session]
+cookie_secure = false
+EOF
+
+# Signs in through the login form; prints the Cookie header value.
+sign_in() {
+    local jar=$dir/jar token
+    rm -f "$jar"
+    token=$(curl -s -c "$jar" "http://127.0.0.1:$gw_port/.gatehouse/login" |
+        sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p')
+    curl -s -o /dev/null -b "$jar" -c "$jar" \
+        --data-urlencode username=bench --data-urlencode password=bench-password-1 \
+        --data-urlencode rd=/ --data-urlencode "csrf_token=$token" \
+        "http://127.0.0.1:$gw_port/.gatehouse/login"
+    awk '$6 ~ /gatehouse/ && $6 !~ /csrf/ { printf "%s=%s", $6, $7 }' "$jar"
+}
+
+# Runs "$@" under callgrind, sends $n requests to $url (with $cookie), stops
+# it; prints the instructions it executed. $stop is the signal that ends it.
+counted() {
+    local n=$1 port=$2 path=$3 cookie=$4 stop=$5 out=$dir/cg.$RANDOM
+    shift 5
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>&1 &
+    local pid=$!
+    wait_port "$port"
+    if [ "$path" = /x ] && [ "$port" = "$gw_port" ]; then cookie=$(sign_in); fi
+    curl -s -o /dev/null --fail ${cookie:+-H "Cookie: $cookie"} "http://127.0.0.1:$port$path?[1-$n]"
+    kill "-$stop" "$pid"
+    wait "$pid" || true
+    sed -n 's/^summary: //p' "$out"
+}
+
+# instructions per request of one setup: $1 port, $2 path, $3 stop signal, the rest the command
+per_request() {
+    local few many
+    few=$(counted 1000 "$1" "$2" "" "$3" "${@:4}")
+    many=$(counted 4000 "$1" "$2" "" "$3" "${@:4}")
+    echo $(((many - few) / 3000))
+}
+
+front=$(port)
+auth=$(port)
+proxy_conf=$(nginx_conf front "upstream app { server 127.0.0.1:$upstream; keepalive 64; }
+server { listen 127.0.0.1:$front; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }")
+auth_front_conf=$(nginx_conf auth_front "upstream app { server 127.0.0.1:$upstream; keepalive 64; }
+upstream auth { server 127.0.0.1:$auth; keepalive 64; }
+server { listen 127.0.0.1:$front;
+  location / { auth_request /_auth; proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  location = /_auth { internal; proxy_pass http://auth; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass_request_body off; proxy_set_header Content-Length \"\"; } }")
+auth_conf=$(nginx_conf auth "server { listen 127.0.0.1:$auth; location / { return 204; } }")
+
+nginx_proxy=$(per_request "$front" /x QUIT nginx -c "$proxy_conf" -p "$dir")
+# the auth server runs under callgrind too: its requests are part of that design's cost
+auth_total() {
+    local n=$1 server front_count
+    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.authsrv.$n" nginx -c "$auth_conf" -p "$dir" >/dev/null 2>&1 &
+    server=$!
+    for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$auth/" && break; sleep 0.1; done
+    front_count=$(counted "$n" "$front" /x "" QUIT nginx -c "$auth_front_conf" -p "$dir")
+    kill -QUIT "$server"
+    wait "$server" || true
+    echo $((front_count + $(sed -n 's/^summary: //p' "$dir/cg.authsrv.$n")))
+}
+nginx_auth=$(( ($(auth_total 4000) - $(auth_total 1000)) / 3000 ))
+bare_port=$(port)
+bare=$(GATEHOUSE_BENCH_BARE_PINGORA="127.0.0.1:$bare_port 127.0.0.1:$upstream" RUST_LOG=warn \
+    per_request "$bare_port" /x INT "$bench_bin")
+public=$(RUST_LOG=warn per_request "$gw_port" /public/x INT "$gatehouse" run -c "$dir/gatehouse.toml")
+authed=$(RUST_LOG=warn per_request "$gw_port" /x INT "$gatehouse" run -c "$dir/gatehouse.toml")
+
+ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
+echo
+echo "| setup | instructions per request | / nginx proxy_pass |"
+echo "|---|---|---|"
+echo "| nginx proxy_pass (1 worker) | $nginx_proxy | 1.00x |"
+echo "| nginx auth_request + auth server | $nginx_auth | $(ratio "$nginx_auth" "$nginx_proxy") |"
+echo "| bare Pingora pass-through | $bare | $(ratio "$bare" "$nginx_proxy") |"
+echo "| gateway, public route | $public | $(ratio "$public" "$nginx_proxy") |"
+echo "| gateway, authenticated (memory store) | $authed | $(ratio "$authed" "$nginx_proxy") |"
+echo
+echo "gateway public / bare Pingora: $(ratio "$public" "$bare"); authenticated / public: $(ratio "$authed" "$public")"
