@@ -14,19 +14,25 @@ for tool in valgrind nginx curl python3; do
     command -v "$tool" >/dev/null || { echo "instructions.sh: $tool is not installed" >&2; exit 1; }
 done
 
-cargo build --release --bin gatehouse >&2
-bench_bin=$(cargo bench --bench load --no-run 2>&1 | grep -o 'target/release/deps/load-[0-9a-f]*' | head -1)
-[ -n "$bench_bin" ] || { echo "instructions.sh: no load benchmark binary" >&2; exit 1; }
-gatehouse=$PWD/target/release/gatehouse
-bench_bin=$PWD/$bench_bin
-
 dir=$(mktemp -d)
-pids=()
+# every process this script starts, so an early exit leaves none behind
+started=$dir/started
 cleanup() {
-    for p in "${pids[@]}"; do { kill -KILL "$p" && wait "$p"; } 2>/dev/null || true; done
+    [ -f "$started" ] && while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$started"
+    wait 2>/dev/null || true
     rm -rf "$dir"
 }
 trap cleanup EXIT
+
+# the binaries, wherever CARGO_TARGET_DIR puts them
+cargo build --release --bin gatehouse >&2
+cargo bench --bench load --no-run >"$dir/build.log" 2>&1 || { cat "$dir/build.log" >&2; exit 1; }
+bench_bin=$(sed -n 's/.*Executable benches\/load.rs (\(.*\))$/\1/p' "$dir/build.log" | head -1)
+[ -n "$bench_bin" ] || { cat "$dir/build.log" >&2; echo "instructions.sh: no load benchmark binary" >&2; exit 1; }
+case $bench_bin in /*) ;; *) bench_bin=$PWD/$bench_bin ;; esac
+target=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+gatehouse=$target/release/gatehouse
 
 port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() {
@@ -52,7 +58,7 @@ EOF
 
 upstream=$(port)
 nginx -c "$(nginx_conf upstream "server { listen 127.0.0.1:$upstream; location / { return 200 \"ok\"; } }")" -p "$dir" 2>/dev/null &
-pids+=($!)
+echo $! >>"$started"
 wait_port "$upstream"
 
 # The gateway's config, its users file (one user, "bench") and its secret.
@@ -106,6 +112,7 @@ counted() {
     shift 5
     valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>&1 &
     local pid=$!
+    echo "$pid" >>"$started"
     wait_port "$port"
     if [ "$path" = /x ] && [ "$port" = "$gw_port" ]; then cookie=$(sign_in); fi
     curl -s -o /dev/null --fail ${cookie:+-H "Cookie: $cookie"} "http://127.0.0.1:$port$path?[1-$n]"
@@ -139,6 +146,7 @@ auth_total() {
     local n=$1 server front_count
     valgrind --tool=callgrind --callgrind-out-file="$dir/cg.authsrv.$n" nginx -c "$auth_conf" -p "$dir" >/dev/null 2>&1 &
     server=$!
+    echo "$server" >>"$started"
     for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$auth/" && break; sleep 0.1; done
     front_count=$(counted "$n" "$front" /x "" QUIT nginx -c "$auth_front_conf" -p "$dir")
     kill -QUIT "$server"

@@ -46,6 +46,15 @@ const BARE_ROLE: &str = "GATEHOUSE_BENCH_BARE_PINGORA";
 
 struct Kill(Child);
 
+impl Kill {
+    /// SIGKILL now, and no SIGTERM later to a pid that may have been reused.
+    fn kill_now(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Kill {
     fn drop(&mut self) {
         // SIGTERM first: an nginx master killed outright leaves its workers behind
@@ -293,10 +302,15 @@ fn nginx(dir: &Path, name: &str, servers: &str, listens: &[SocketAddr]) -> (Kill
     for &addr in listens {
         wait_for(addr);
     }
-    let worker = children(master.0.id())
-        .first()
-        .copied()
-        .expect("nginx runs a worker");
+    // the master listens before it forks its worker
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let worker = loop {
+        if let Some(&worker) = children(master.0.id()).first() {
+            break worker;
+        }
+        assert!(Instant::now() < deadline, "nginx started no worker");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     (master, worker)
 }
 
@@ -578,7 +592,8 @@ const AUTHED: &str = "gateway, authenticated (memory store)";
 const AUTHED_REDIS: &str = "gateway, authenticated (Redis store, 1 s cache)";
 const NGINX_PROXY: &str = "nginx proxy_pass (1 worker)";
 const NGINX_AUTH: &str = "nginx auth_request, zero-cost auth (1 worker + auth server)";
-/// Users the loaded sessions belong to (ten sessions each at 10k sessions).
+/// Users the loaded sessions belong to: 1, 100 and 1,000 sessions each at
+/// 1k, 100k and 1M sessions.
 const SNAPSHOT_USERS: u64 = 1000;
 
 const FLOODED: &str = "gateway, authenticated, during a 200-client login flood";
@@ -897,7 +912,7 @@ fn main() {
     // N sessions; wrk's requests go round up to 10,000 of them, so lookups
     // are spread over the store rather than one hot record.
     println!(
-        "\n| live sessions | requests/s | p50 ms | p99 ms | p99 ms, first run after start | gateway resident MiB |\n|---|---|---|---|---|---|"
+        "\n| live sessions | requests/s | p50 ms | p99 ms | p99 ms, first run after start-up | gateway resident MiB |\n|---|---|---|---|---|---|"
     );
     drop(gateway_process);
     for n in [1_000u64, 100_000, 1_000_000] {
@@ -916,7 +931,8 @@ fn main() {
             args: vec!["-s".into(), script.display().to_string()],
             pids: vec![process.0.id()],
         };
-        // the first run, right after start-up, and then the steady state
+        // the first run right after start-up (after its 1 s warm-up), then the
+        // steady state
         let first = setup.measure(seconds, connections, ticks);
         let s = setup.measure(seconds, connections, ticks);
         println!(
@@ -928,8 +944,6 @@ fn main() {
             resident_mib(process.0.id())
         );
         // killed outright: no snapshot of a million sessions on the way out
-        let mut process = process;
-        let _ = process.0.kill();
-        let _ = process.0.wait();
+        process.kill_now();
     }
 }

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod atomic_file;
 pub mod auth;
 pub mod background;
+pub mod bounded;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -103,6 +103,15 @@ fn a_failure_delay_over_ten_seconds_is_refused() {
 }
 
 #[test]
+fn a_zero_failure_delay_in_any_unit_turns_it_off() {
+    for zero in ["0", "0s", "0m", "0ms"] {
+        let text = format!("{}\n[login]\nfailure_delay = \"{zero}\"\n", base());
+        let (code, _, err) = check(&text);
+        assert_eq!(code, 0, "{zero}: {err}");
+    }
+}
+
+#[test]
 fn a_missing_users_file_is_named() {
     let text = base().replace("file = \"users.toml\"", "file = \"nope.toml\"");
     let (code, _, err) = check(&text);

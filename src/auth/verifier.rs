@@ -5,11 +5,12 @@
 //! left. (Its own threads, not tokio's blocking pool: a lowered priority
 //! cannot be undone, and must not stick to threads doing other work.)
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::password::{dummy_hash, hash_password, verify_password};
+use crate::bounded::Place;
 
 /// Attempts waiting for a hashing slot, per slot, before new ones are
 /// turned away: a flood queues a bounded amount of work and memory.
@@ -30,15 +31,6 @@ pub struct PasswordVerifier {
     max_waiting: usize,
 }
 
-/// Counts a waiter for as long as it lives.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl PasswordVerifier {
     pub fn new(max_concurrent: usize) -> Self {
         let slots = max_concurrent.max(1);
@@ -52,11 +44,7 @@ impl PasswordVerifier {
     /// Verifies against `stored`, or against the dummy hash when there is
     /// no such user, so both cost the same. `Busy` when the queue is full.
     pub async fn verify(&self, stored: Option<String>, password: String) -> Result<bool, Busy> {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(Busy);
-        }
-        let queued = Waiting(&self.waiting);
+        let queued = Place::take(&self.waiting, self.max_waiting).ok_or(Busy)?;
         let Ok(_permit) = self.permits.acquire().await else {
             return Ok(false);
         };

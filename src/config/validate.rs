@@ -448,9 +448,10 @@ fn default_hash_slots() -> usize {
     (cpus / 2).clamp(1, 4)
 }
 
-/// "0", "0s" or "0ms": a duration key that may be zero turns its feature off.
+/// Zero ("0", "0s", "0m"...): a duration key that may be zero turns its
+/// feature off.
 fn is_off(text: &str) -> bool {
-    matches!(text.trim(), "0" | "0s" | "0ms")
+    text.trim() == "0" || humantime::parse_duration(text.trim()).is_ok_and(|d| d.is_zero())
 }
 
 /// A file holding at least 32 bytes of `what` (a secret, a key).

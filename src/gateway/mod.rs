@@ -14,6 +14,7 @@ pub mod page_load;
 pub mod pages;
 pub mod pending_login;
 pub mod redirect;
+pub mod refusal_delay;
 pub mod reload;
 pub mod respond;
 pub mod routing;

@@ -81,6 +81,8 @@ pub struct Shared {
     pub sessions_restored: bool,
     /// Serialises changes to the users file made through the gateway.
     pub users_file_lock: tokio::sync::Mutex<()>,
+    /// Refused logins waiting out `login.failure_delay`.
+    pub refusal_delay: super::refusal_delay::RefusalDelay,
     next_upstream: AtomicUsize,
 }
 
@@ -113,6 +115,7 @@ impl Shared {
             signer: Signer::new(&secret),
             rng,
             users_file_lock: tokio::sync::Mutex::new(()),
+            refusal_delay: Default::default(),
             next_upstream: AtomicUsize::new(0),
         })
     }

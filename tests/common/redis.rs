@@ -139,9 +139,10 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// The server's process id (while it runs).
+    /// The server's process id; it must be running (a pid of 0 would
+    /// signal the whole process group).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.child.as_ref().expect("redis-server is running").id()
     }
 
     /// Stops the server (as an outage would).

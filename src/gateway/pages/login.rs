@@ -141,10 +141,8 @@ pub fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
 }
 
 /// A posted login form. A refusal (anything but signing in, the device
-/// choice, or the device limit after a right password) is answered no sooner
-/// than `login.failure_delay` after the form arrived: a client looping on
-/// refusals then costs the gateway a timer per attempt instead of a busy
-/// core, and a guesser gets one try per delay per connection.
+/// choice, or the device limit after a right password) is answered
+/// `login.failure_delay` after the form arrived (see `refusal_delay`).
 pub async fn submit(
     shared: &Shared,
     snap: &Snapshot,
@@ -152,15 +150,16 @@ pub async fn submit(
 ) -> pingora::Result<Reply> {
     let arrived = tokio::time::Instant::now();
     let reply = attempt(shared, snap, session).await?;
-    if is_refusal(&reply) {
-        tokio::time::sleep_until(arrived + snap.settings.login.failure_delay).await;
+    if is_refusal(reply.status) {
+        let delay = snap.settings.login.failure_delay;
+        shared.refusal_delay.wait(arrived, delay).await;
     }
     Ok(reply)
 }
 
 /// 4xx and 5xx answers, except 409: the device limit follows a right password.
-fn is_refusal(reply: &Reply) -> bool {
-    reply.status >= 400 && reply.status != 409
+fn is_refusal(status: u16) -> bool {
+    status >= 400 && status != 409
 }
 
 async fn attempt(
@@ -406,6 +405,23 @@ fn checked_nonce(
                 }
                 None => unavailable(snap),
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_refusal;
+
+    #[test]
+    fn refusals_are_the_errors_but_the_device_limit() {
+        // signed in, the device choice page, the device limit
+        for status in [303, 200, 409] {
+            assert!(!is_refusal(status), "{status}");
+        }
+        // bad form, wrong password, bad token, too large, throttled, busy
+        for status in [400, 401, 403, 413, 429, 503] {
+            assert!(is_refusal(status), "{status}");
         }
     }
 }
