@@ -692,6 +692,13 @@ fn main() {
     let bare_process = bare_pingora(bare, upstream);
     wait_for(bare);
 
+    // the memory gateway's authenticated path, measured under several names
+    let authed = |name| Setup {
+        name,
+        url: format!("http://{gateway}/x"),
+        args: header(&cookie),
+        pids: vec![gateway_pid],
+    };
     let mut setups = vec![
         Setup {
             name: DIRECT,
@@ -711,12 +718,7 @@ fn main() {
             args: Vec::new(),
             pids: vec![gateway_pid],
         },
-        Setup {
-            name: AUTHED,
-            url: format!("http://{gateway}/x"),
-            args: header(&cookie),
-            pids: vec![gateway_pid],
-        },
+        authed(AUTHED),
     ];
     if let (Some((process, addr, cookie)), Some(redis)) = (&redis_gateway, &redis) {
         // the Redis server is part of this setup's cost
@@ -786,13 +788,7 @@ fn main() {
         let stop = Arc::new(AtomicBool::new(false));
         let flood = login_flood(gateway, 200, stop.clone());
         std::thread::sleep(Duration::from_secs(1));
-        let flooded = Setup {
-            name: FLOODED,
-            url: format!("http://{gateway}/x"),
-            args: header(&cookie),
-            pids: vec![gateway_pid],
-        }
-        .measure(seconds, connections, ticks);
+        let flooded = authed(FLOODED).measure(seconds, connections, ticks);
         results.0.entry(FLOODED).or_default().push(flooded);
         stop.store(true, Ordering::Relaxed);
         for (status, n) in flood.join().unwrap_or_default() {
@@ -896,13 +892,7 @@ fn main() {
     // gateway, one session, one run per count.
     println!("\n| connections | requests/s | p50 ms | p99 ms |\n|---|---|---|---|");
     for clients in [8, 32, 128, 512] {
-        let s = Setup {
-            name: AUTHED,
-            url: format!("http://{gateway}/x"),
-            args: header(&cookie),
-            pids: vec![gateway_pid],
-        }
-        .measure(seconds, clients, ticks);
+        let s = authed(AUTHED).measure(seconds, clients, ticks);
         println!(
             "| {clients} | {:.0} | {:.2} | {:.2} |",
             s.rps, s.p50_ms, s.p99_ms

@@ -142,10 +142,12 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         sink.push(&login_key.key("failure_window"), "expected at most \"1h\"");
     }
     // "0s" answers refusals at once.
-    let failure_delay = match model.login.failure_delay {
-        Some(text) if is_off(&text) => std::time::Duration::ZERO,
-        value => duration_or(sink, &login_key.key("failure_delay"), value, 1),
-    };
+    let failure_delay = duration_or_off(
+        sink,
+        &login_key.key("failure_delay"),
+        model.login.failure_delay,
+        1,
+    );
     if failure_delay > std::time::Duration::from_secs(10) {
         sink.push(&login_key.key("failure_delay"), "expected at most \"10s\"");
     }
@@ -448,10 +450,21 @@ fn default_hash_slots() -> usize {
     (cpus / 2).clamp(1, 4)
 }
 
-/// Zero ("0", "0s", "0m"...): a duration key that may be zero turns its
-/// feature off.
-fn is_off(text: &str) -> bool {
-    text.trim() == "0" || humantime::parse_duration(text.trim()).is_ok_and(|d| d.is_zero())
+/// Like `duration_or`, for a key whose feature zero ("0", "0s", "0m"...)
+/// turns off.
+fn duration_or_off(
+    sink: &mut ErrorSink,
+    key: &KeyPath,
+    value: Option<String>,
+    default_secs: u64,
+) -> std::time::Duration {
+    let zero = |text: &str| {
+        text.trim() == "0" || humantime::parse_duration(text.trim()).is_ok_and(|d| d.is_zero())
+    };
+    match value {
+        Some(text) if zero(&text) => std::time::Duration::ZERO,
+        value => duration_or(sink, key, value, default_secs),
+    }
 }
 
 /// A file holding at least 32 bytes of `what` (a secret, a key).
@@ -490,10 +503,7 @@ fn validate_session(
     ];
     let redis_timeout = duration("redis_timeout", s.redis_timeout, 1);
     // "0s" turns the cache off (every request asks Redis).
-    let redis_cache_ttl = match s.redis_cache_ttl {
-        Some(text) if is_off(&text) => std::time::Duration::ZERO,
-        value => duration("redis_cache_ttl", value, 1),
-    };
+    let redis_cache_ttl = duration_or_off(sink, &key.key("redis_cache_ttl"), s.redis_cache_ttl, 1);
     let store = match s.store.as_deref() {
         None | Some("memory") => {
             for (name, set) in redis_keys_set {
