@@ -96,10 +96,10 @@ pub fn peer_ip(session: &Session) -> Option<IpAddr> {
 
 /// The client address the gateway believes (trusted proxies considered).
 pub fn client_ip(snap: &Snapshot, session: &Session) -> Option<IpAddr> {
-    let xff = upstream_request::joined(&session.req_header().headers, "x-forwarded-for");
+    let xff = upstream_request::forwarded_for(&session.req_header().headers);
     forwarded::client_ip(
         peer_ip(session),
-        xff.as_deref(),
+        &xff,
         &snap.settings.server.trusted_proxies,
     )
 }

@@ -6,7 +6,7 @@
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
-use super::forwarded::{self, forwarded, Inbound};
+use super::forwarded::{forwarded, Inbound};
 use super::identity_headers::{identity_headers, must_strip};
 use super::{cookie, peer_ip, RequestCtx};
 
@@ -32,19 +32,16 @@ pub fn rewrite(
     // header sent on several lines counts as one comma-separated list.
     let header = |name: &str| joined(&req.headers, name);
     let (xff, proto, fwd_host) = (
-        header("x-forwarded-for"),
+        forwarded_for(&req.headers),
         header("x-forwarded-proto"),
         header("x-forwarded-host"),
     );
     let host = header("host");
-    let peer = peer_ip(session);
-    let trusted = &settings.server.trusted_proxies;
-    let real_ip = forwarded::client_ip(peer, xff.as_deref(), trusted);
     let fwd = forwarded(
-        peer,
-        trusted,
+        peer_ip(session),
+        &settings.server.trusted_proxies,
         &Inbound {
-            xff: xff.as_deref(),
+            xff: &xff,
             proto: proto.as_deref(),
             host: fwd_host.as_deref(),
         },
@@ -91,7 +88,7 @@ pub fn rewrite(
     if let Some(h) = fwd.host {
         req.insert_header("X-Forwarded-Host", h)?;
     }
-    if let Some(ip) = real_ip {
+    if let Some(ip) = fwd.client {
         req.insert_header("X-Real-IP", ip.to_string())?;
     }
     Ok(())
@@ -105,4 +102,16 @@ pub fn joined(headers: &http::HeaderMap, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// Every `X-Forwarded-For` line, joined with `,`, as the bytes arrived: a
+/// line that is not UTF-8 stays in the chain (as a hop nobody can read)
+/// rather than vanishing and letting the walk skip past it.
+pub fn forwarded_for(headers: &http::HeaderMap) -> Vec<u8> {
+    let lines: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(http::HeaderValue::as_bytes)
+        .collect();
+    lines.join(&b","[..])
 }
