@@ -164,9 +164,9 @@ impl SessionSettings {
     /// `__Host-` cookies must be Secure, so the name follows `cookie_secure`.
     pub fn cookie_name(&self) -> &'static str {
         if self.cookie_secure {
-            "__Host-gatehouse"
+            crate::gateway::cookie::SESSION_SECURE
         } else {
-            "gatehouse"
+            crate::gateway::cookie::SESSION
         }
     }
 
@@ -177,9 +177,9 @@ impl SessionSettings {
 
     pub fn csrf_cookie_name(&self) -> &'static str {
         if self.cookie_secure {
-            "__Host-gatehouse-csrf"
+            crate::gateway::cookie::CSRF_SECURE
         } else {
-            "gatehouse-csrf"
+            crate::gateway::cookie::CSRF
         }
     }
 }

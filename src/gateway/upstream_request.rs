@@ -59,11 +59,14 @@ pub fn rewrite(
         req.remove_header(&name);
     }
 
-    let cookies = super::authenticate::cookie_header(req);
-    if let Some(all) = cookies {
+    // Every `Cookie` line goes; what is left of them comes back as one,
+    // without any cookie the gateway may have set. A value that cannot be
+    // rebuilt is dropped rather than forwarded as it came.
+    if let Some(all) = super::authenticate::cookie_header(req) {
         req.remove_header(&http::header::COOKIE);
-        let s = &settings.session;
-        if let Some(rest) = cookie::without(&all, &[s.cookie_name(), s.csrf_cookie_name()]) {
+        let rest = cookie::without(&all, &cookie::GATEWAY_COOKIES)
+            .and_then(|rest| http::HeaderValue::from_bytes(&rest).ok());
+        if let Some(rest) = rest {
             req.insert_header(http::header::COOKIE, rest)?;
         }
     }
