@@ -5,6 +5,7 @@ use pingora::proxy::Session;
 use std::sync::Arc;
 
 use super::authenticate::{authenticate, cookie_header, Auth};
+use super::framing;
 use super::normalize::{normalize_host, normalize_target};
 use super::page_load::is_page_load;
 use super::pages::{self, login_required, problem};
@@ -47,6 +48,25 @@ async fn decide(
     };
 
     // 1. parse & normalise
+    if let Err(refusal) = framing::check(req) {
+        // The body, if any, is framed in a way that cannot be trusted to
+        // end where the next request begins: finish with this connection.
+        session.set_keepalive(None);
+        let status = refusal.status();
+        let code = if status == 400 {
+            "bad_request"
+        } else {
+            "not_implemented"
+        };
+        return Ok(Some(problem(
+            snap,
+            ctx.page_load,
+            status,
+            code,
+            "Bad request",
+            refusal.message(),
+        )));
+    }
     let raw_host = req.uri.authority().map(|a| a.as_str()).or_else(|| {
         req.headers
             .get(http::header::HOST)

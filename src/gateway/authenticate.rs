@@ -232,15 +232,16 @@ fn audit_ended(key: &SessionKey, user: &str, reason: EndReason) {
     );
 }
 
-/// Removes a session and writes the audit line.
+/// Ends a session (logout, password change) and writes the audit line.
+/// A tombstone is kept, as for every other end, so a copy of the cookie
+/// replayed afterwards is told `logout` or `password`, not `idle`.
 pub async fn end_session(
     shared: &Shared,
     key: &SessionKey,
     user: &str,
     reason: EndReason,
 ) -> Result<(), StoreError> {
-    if shared.store.remove(key).await?.is_some() {
-        METRICS.session_ended(reason);
+    if end_counted(shared, key, reason).await? {
         audit_ended(key, user, reason);
     }
     Ok(())

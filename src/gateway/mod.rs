@@ -8,6 +8,7 @@ pub mod authenticate;
 pub mod cookie;
 pub mod device_label;
 pub mod forwarded;
+pub mod framing;
 pub mod identity_headers;
 pub mod normalize;
 pub mod page_load;
@@ -124,6 +125,18 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             upstream_ms: None,
         }
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        // Pingora closes a connection whose read buffer already holds the
+        // next request unless told to serve it; RFC 9112 §9.3.2 says a
+        // server answers pipelined requests in order.
+        session.downstream_session.set_pipelining_enabled(true);
+        Ok(())
     }
 
     async fn request_filter(
