@@ -52,17 +52,11 @@ async fn decide(
         // The body, if any, is framed in a way that cannot be trusted to
         // end where the next request begins: finish with this connection.
         session.set_keepalive(None);
-        let status = refusal.status();
-        let code = if status == 400 {
-            "bad_request"
-        } else {
-            "not_implemented"
-        };
         return Ok(Some(problem(
             snap,
             ctx.page_load,
-            status,
-            code,
+            refusal.status(),
+            refusal.code(),
             "Bad request",
             refusal.message(),
         )));

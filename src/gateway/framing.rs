@@ -23,6 +23,14 @@ impl Refusal {
         }
     }
 
+    /// The `error` of the JSON answer.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Host(_) => "bad_request",
+            Refusal::TransferCoding => "not_implemented",
+        }
+    }
+
     pub fn message(self) -> &'static str {
         match self {
             Refusal::Host(why) => why,

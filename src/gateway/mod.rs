@@ -72,7 +72,7 @@ fn outcome(ctx: &RequestCtx) -> Outcome {
         303 => Outcome::LoginRedirect,
         401 => Outcome::Unauthorized,
         403 => Outcome::Forbidden,
-        400 | 413 => Outcome::BadRequest,
+        400 | 413 | 501 => Outcome::BadRequest,
         404 => Outcome::NotFound,
         503 => Outcome::StoreUnavailable,
         502 | 504 => Outcome::UpstreamError,
