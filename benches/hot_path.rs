@@ -12,9 +12,10 @@ use gatehouse::clock::SystemClock;
 use gatehouse::config::IdentitySettings;
 use gatehouse::gateway::authenticate::authenticate;
 use gatehouse::gateway::state::{Shared, Snapshot};
-use gatehouse::gateway::{cookie, identity_headers, normalize, redirect};
+use gatehouse::gateway::{normalize, redirect};
 use gatehouse::session::store::{DeviceLimit, MemoryStore, SessionStore};
 use gatehouse::session::{SessionId, SessionRecord};
+use gatehouse::wire::{cookie, identity_headers};
 
 const HEADERS: [&str; 12] = [
     "host",

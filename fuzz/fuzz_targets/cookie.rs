@@ -3,7 +3,7 @@
 //! gateway cookie, and it keeps every other pair.
 #![no_main]
 
-use gatehouse::gateway::cookie::{find, values, without, GATEWAY_COOKIES};
+use gatehouse::wire::cookie::{find, values, without, GATEWAY_COOKIES};
 use gatehouse::session::SessionId;
 use libfuzzer_sys::fuzz_target;
 

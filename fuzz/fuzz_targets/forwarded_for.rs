@@ -4,7 +4,7 @@
 //! hop that does not parse.
 #![no_main]
 
-use gatehouse::gateway::forwarded::{believed_chain, is_trusted, parse_hop};
+use gatehouse::wire::forwarded::{believed_chain, is_trusted, parse_hop};
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use gatehouse::config::IdentitySettings;
-use gatehouse::gateway::identity_headers::{eq_folded, must_strip, starts_with_folded};
+use gatehouse::wire::identity_headers::{eq_folded, must_strip, starts_with_folded};
 use libfuzzer_sys::fuzz_target;
 
 fn cgi(name: &str) -> String {

@@ -5,7 +5,6 @@ use pingora::proxy::Session;
 use std::sync::Arc;
 
 use super::authenticate::{authenticate, cookie_header, Auth};
-use super::framing;
 use super::normalize::{normalize_host, normalize_target};
 use super::page_load::is_page_load;
 use super::pages::{self, login_required, problem};
@@ -15,6 +14,7 @@ use super::state::{Shared, Snapshot};
 use super::RequestCtx;
 use crate::config::Access;
 use crate::metrics::METRICS;
+use crate::wire::framing;
 
 /// `Ok(true)` when the gateway answered the request itself.
 pub async fn admit(

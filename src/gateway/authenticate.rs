@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use super::cookie;
-use super::identity_headers::Identity;
 use super::state::{Shared, Snapshot};
 use crate::auth::User;
 use crate::clock::Timestamp;
@@ -12,6 +10,8 @@ use crate::metrics::METRICS;
 use crate::session::policy::{evaluate, UserState};
 use crate::session::store::StoreError;
 use crate::session::{EndReason, SessionId, SessionKey, SessionRecord, Verdict, Watermarks};
+use crate::wire::cookie;
+use crate::wire::identity_headers::Identity;
 
 pub enum Auth {
     /// No session cookie.

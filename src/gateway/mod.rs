@@ -5,11 +5,7 @@ pub mod admission;
 pub mod app_response;
 pub mod assertion;
 pub mod authenticate;
-pub mod cookie;
 pub mod device_label;
-pub mod forwarded;
-pub mod framing;
-pub mod identity_headers;
 pub mod normalize;
 pub mod page_load;
 pub mod pages;
@@ -36,7 +32,8 @@ use std::time::Instant;
 
 use crate::metrics::{Outcome, METRICS};
 use crate::session;
-use identity_headers::Identity;
+use crate::wire::forwarded;
+use crate::wire::identity_headers::Identity;
 use normalize::Target;
 use state::{Shared, Snapshot};
 

@@ -6,9 +6,10 @@
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
-use super::forwarded::{forwarded, Inbound};
-use super::identity_headers::{identity_headers, must_strip};
-use super::{cookie, peer_ip, RequestCtx};
+use super::{peer_ip, RequestCtx};
+use crate::wire::cookie;
+use crate::wire::forwarded::{forwarded, Inbound};
+use crate::wire::identity_headers::{identity_headers, must_strip};
 
 pub fn rewrite(
     session: &Session,
