@@ -306,6 +306,11 @@ fn main() -> ExitCode {
                     snap.settings.routes.len(),
                     snap.users.len()
                 );
+                println!("Routes, most specific first (a request takes the first that matches):");
+                print!(
+                    "{}",
+                    gatehouse::gateway::routing::describe(&snap.settings.routes)
+                );
                 Ok(())
             }
             Err(errors) => Err(errors.to_string()),

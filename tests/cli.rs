@@ -25,6 +25,55 @@ fn a_valid_config_passes() {
     assert!(out.contains("OK (3 routes, 4 users)"), "{out}");
 }
 
+/// The table an operator reads to see what is public, in the order a
+/// request tries the routes (the most specific first, not the file order).
+#[test]
+fn check_config_prints_the_resolved_route_table() {
+    let text = base().replace(
+        "[[route]]\npath_prefix = \"/static/\"",
+        "[[route]]\nhost = \"Intranet.Example.com\"\npath_prefix = \"/\"\nupstream = \"127.0.0.1:9\"\naccess = \"public\"\n\n[[route]]\npath_prefix = \"/static/\"",
+    );
+    let (code, out, err) = check(&text);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("HOST"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["intranet.example.com", "/", "public", "-", "127.0.0.1:9"],
+            vec!["*", "/static/", "public", "-", "127.0.0.1:9"],
+            vec!["*", "/admin/", "login", "admins", "127.0.0.1:9"],
+            vec!["*", "/", "login", "-", "127.0.0.1:9"],
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn two_routes_for_the_same_host_and_prefix_are_refused_with_both_lines() {
+    let text = format!(
+        "{}\n[[route]]\npath_prefix = \"/static/\"\nupstream = \"127.0.0.1:9\"\naccess = \"login\"\n",
+        base()
+    );
+    let (code, out, err) = check(&text);
+    assert_eq!(code, 1, "{out}");
+    let first = line_of(&text, "[[route]]");
+    let lines: Vec<&str> = text.lines().collect();
+    let second = lines.iter().rposition(|l| l.contains("[[route]]")).unwrap() + 1;
+    assert!(
+        err.contains(&format!("gatehouse.toml:{second}: route[3]: a second route for host (any) and path_prefix \"/static/\"")),
+        "{err}"
+    );
+    assert!(
+        err.contains("route[0] at ") && err.contains(&format!("gatehouse.toml:{first})")),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_shipped_example_config_passes() {
     let out = Command::new(common::binary())

@@ -342,10 +342,32 @@ fn validate_routes(raw: Vec<RouteSection>, sink: &mut ErrorSink) -> Vec<Route> {
     if raw.is_empty() {
         sink.push(&key, "expected at least one [[route]]");
     }
-    raw.into_iter()
+    let mut routes: Vec<Route> = raw
+        .into_iter()
         .enumerate()
         .map(|(i, r)| validate_route(r, &key.index(i), sink))
-        .collect()
+        .collect();
+    // Two routes for the same host and prefix: which one wins would depend
+    // on their order in the file, which no longer decides anything.
+    for (j, later) in routes.iter().enumerate() {
+        let earlier = routes
+            .iter()
+            .take(j)
+            .position(|r| r.host == later.host && r.path_prefix == later.path_prefix);
+        if let Some(i) = earlier {
+            let first = sink.locate(&key.index(i));
+            sink.push(
+                &key.index(j),
+                format!(
+                    "a second route for host {} and path_prefix {:?} (the first is route[{i}] at {first}): remove one, or give them different prefixes",
+                    later.host.as_deref().unwrap_or("(any)"),
+                    later.path_prefix,
+                ),
+            );
+        }
+    }
+    crate::gateway::routing::sort_by_specificity(&mut routes);
+    routes
 }
 
 fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route {
