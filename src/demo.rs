@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::auth::{password, User, UserDb};
 use crate::config::*;
 use crate::gateway::state::Snapshot;
+use crate::listeners::{bind_all, OnBound, Wanted};
 use crate::server::{serve, ProcessFlags};
 use crate::ui::{self, Slot};
 
@@ -127,8 +128,10 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             admin_token: None,
             state_dir: None,
             grace_period: Duration::from_secs(1),
-            upgrade_sock: PathBuf::from("/tmp/gatehouse_demo_upgrade.sock"),
-            pid_file: PathBuf::from("/tmp/gatehouse_demo.pid"),
+            // Per port, so two demos on one machine never share them.
+            upgrade_sock: std::env::temp_dir()
+                .join(format!("gatehouse-demo-{}.upgrade.sock", listen.port())),
+            pid_file: std::env::temp_dir().join(format!("gatehouse-demo-{}.pid", listen.port())),
         },
         routes: vec![route("/public/", Access::Public), route("/", Access::Login)],
         users_file: PathBuf::from("(demo)"),
@@ -187,9 +190,12 @@ pub fn run_demo(listen: SocketAddr, app: SocketAddr) -> Result<(), String> {
     let _ = std::io::Write::flush(&mut out);
     drop(out);
     serve(snapshot, ProcessFlags::default(), |server, _shared| {
+        let sockets = bind_all(&[Wanted {
+            addr: app,
+            key: "demo --app-listen",
+        }])?;
         let mut service = Service::new("demo app".to_string(), DemoApp);
         service.add_tcp(&app.to_string());
-        server.add_service(service);
-        Ok(())
+        Ok(vec![server.add_service(OnBound::new(service, sockets))])
     })
 }

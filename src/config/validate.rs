@@ -313,13 +313,14 @@ fn validate_server(
         }
     };
 
-    let upgrade_sock = relative_to(
-        path,
-        s.upgrade_sock
-            .as_deref()
-            .unwrap_or("/tmp/gatehouse_upgrade.sock"),
-    );
-    let pid_file = relative_to(path, s.pid_file.as_deref().unwrap_or("/tmp/gatehouse.pid"));
+    let upgrade_sock = match s.upgrade_sock.as_deref() {
+        Some(p) => relative_to(path, p),
+        None => per_config_path(path, "upgrade.sock"),
+    };
+    let pid_file = match s.pid_file.as_deref() {
+        Some(p) => relative_to(path, p),
+        None => per_config_path(path, "pid"),
+    };
 
     ServerSettings {
         listen,
@@ -335,6 +336,23 @@ fn validate_server(
         upgrade_sock,
         pid_file,
     }
+}
+
+/// `$TMPDIR/gatehouse-HASH.EXT`, HASH from the config file's absolute path:
+/// two gateways with different configs on one machine never share the file,
+/// and a binary upgrade (the same config, `run -u`) finds the old process's.
+fn per_config_path(config: &Path, ext: &str) -> PathBuf {
+    let absolute = std::fs::canonicalize(config).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(config))
+            .unwrap_or_else(|_| config.to_path_buf())
+    });
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        absolute.as_os_str().as_encoded_bytes(),
+    );
+    let short = crate::hex::encode(digest.as_ref().get(..6).unwrap_or_default());
+    std::env::temp_dir().join(format!("gatehouse-{short}.{ext}"))
 }
 
 fn validate_routes(raw: Vec<RouteSection>, sink: &mut ErrorSink) -> Vec<Route> {
@@ -698,6 +716,19 @@ fn validate_identity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_configs_never_share_the_default_pid_file_or_upgrade_socket() {
+        let a = per_config_path(Path::new("/etc/gatehouse/a.toml"), "pid");
+        let b = per_config_path(Path::new("/etc/gatehouse/b.toml"), "pid");
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            per_config_path(Path::new("/etc/gatehouse/a.toml"), "pid")
+        );
+        let sock = per_config_path(Path::new("/etc/gatehouse/a.toml"), "upgrade.sock");
+        assert_eq!(sock.with_extension("").with_extension("pid"), a);
+    }
 
     proptest::proptest! {
         /// Whatever the text, parsing answers Ok or errors that name the file.
