@@ -131,7 +131,12 @@ fn restart_invalidation(
 ) -> Result<(), crate::session::store::StoreError> {
     let ended = rt.block_on(store.revoke_all(EndReason::Restart, now))?;
     METRICS.invalidation(Invalidation::Restart);
-    tracing::warn!(target: "gatehouse::audit", event = "restart_invalidation", count = ended, "security: restart invalidation: {ended} sessions ended");
+    // Nothing to end (the usual start of the memory store) is no warning.
+    if ended == 0 {
+        tracing::info!(target: "gatehouse::audit", event = "restart_invalidation", count = ended, "security: restart invalidation: {ended} sessions ended");
+    } else {
+        tracing::warn!(target: "gatehouse::audit", event = "restart_invalidation", count = ended, "security: restart invalidation: {ended} sessions ended");
+    }
     Ok(())
 }
 

@@ -13,6 +13,8 @@ use crate::session::schedule::Schedule;
 use crate::session::store::redis::conn::Target;
 
 const DEFAULT_PREFIX: &str = "/.gatehouse";
+/// `login.min_password_length` when the config does not say.
+pub const DEFAULT_MIN_PASSWORD_LENGTH: usize = 10;
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
@@ -152,7 +154,10 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         sink.push(&login_key.key("failure_delay"), "expected at most \"10s\"");
     }
     let max_failures = model.login.max_failures.unwrap_or(5);
-    let min_password_length = model.login.min_password_length.unwrap_or(10);
+    let min_password_length = model
+        .login
+        .min_password_length
+        .unwrap_or(DEFAULT_MIN_PASSWORD_LENGTH);
     if !(1..=1024).contains(&min_password_length) {
         sink.push(
             &root.key("login").key("min_password_length"),
@@ -160,11 +165,21 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         );
     }
 
+    // Named here, at its key, rather than later by the users file reader,
+    // which knows neither the config file nor the line.
+    let users_file = relative_to(path, &model.users.file);
+    if let Err(e) = std::fs::metadata(&users_file) {
+        sink.push(
+            &root.key("users").key("file"),
+            format!("cannot read the users file {}: {e}", users_file.display()),
+        );
+    }
+
     Settings {
         source: path.to_path_buf(),
         server,
         routes,
-        users_file: relative_to(path, &model.users.file),
+        users_file,
         session,
         schedules,
         identity,
