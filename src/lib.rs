@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod hex;
+pub mod listeners;
 pub mod metrics;
 pub mod server;
 pub mod session;

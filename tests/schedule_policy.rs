@@ -1,4 +1,4 @@
-//! Scheduled invalidation on an injected clock (DESIGN.md §3), through the
+//! Scheduled invalidation on an injected clock (README: Invalidation), through the
 //! same authenticate() the gateway runs per request; and once end to end
 //! with a schedule that fires every second.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

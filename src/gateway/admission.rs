@@ -1,5 +1,6 @@
 //! The request_filter phase: normalise, answer own pages, match a route,
-//! and decide whether the request may go upstream (DESIGN.md §1).
+//! and decide whether the request may go upstream (ARCHITECTURE.md,
+//! "Request flow").
 
 use pingora::proxy::Session;
 use std::sync::Arc;

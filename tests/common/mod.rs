@@ -83,6 +83,8 @@ pub struct Gateway {
     dir: tempfile::TempDir,
     /// The extra flags it was started with, kept for `start_again`.
     flags: Vec<String>,
+    /// How many runs have logged "listening" in `gatehouse.log` so far.
+    starts_logged: usize,
 }
 
 impl Gateway {
@@ -128,15 +130,23 @@ impl Gateway {
             child,
             dir,
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            starts_logged: 0,
         };
         gw.wait_ready();
         gw
     }
 
+    /// Waits for one more "listening" line than the runs before logged.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if TcpStream::connect(self.addr).is_ok() && TcpStream::connect(self.admin).is_ok() {
+            // The sockets are bound early; "listening" is logged once every
+            // service (the SIGHUP handler included) has started.
+            if self.log().matches("gatehouse listening on").count() > self.starts_logged
+                && TcpStream::connect(self.addr).is_ok()
+                && TcpStream::connect(self.admin).is_ok()
+            {
+                self.starts_logged += 1;
                 return;
             }
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -204,6 +214,7 @@ impl Gateway {
         signal(self.pid(), "QUIT");
         let _ = self.child.wait();
         self.child = new;
+        self.wait_ready();
     }
 
     pub fn pid(&self) -> u32 {
