@@ -1,5 +1,6 @@
 //! Users and passwords. No Pingora types here.
 
+pub mod hash;
 pub mod password;
 pub mod users;
 pub mod users_file;
