@@ -131,7 +131,8 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             pid_file: PathBuf::from("/tmp/gatehouse_demo.pid"),
         },
         routes: vec![route("/public/", Access::Public), route("/", Access::Login)],
-        users_file: PathBuf::from("(demo)"),
+        users_file: Some(PathBuf::from("(demo)")),
+        users_sql: None,
         session: SessionSettings {
             store: StoreKind::Memory,
             cookie_secure: false,
@@ -154,6 +155,7 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
         },
         ui: UiSettings {
             title: "Sign in to the demo".into(),
+            password_url: None,
         },
     }
 }

@@ -59,6 +59,7 @@ enum Command {
     /// Read a password (prompt, or one line of stdin) and print its argon2id hash.
     HashPassword,
     /// Change the users file (atomically, comments and formatting kept).
+    /// Only the file: users from `[users.sql]` are managed in the app.
     Users {
         /// The users file.
         #[arg(short, long, default_value = "config/users.toml", global = true)]

@@ -2,6 +2,7 @@
 
 pub mod hash;
 pub mod password;
+pub mod sql;
 pub mod users;
 pub mod users_file;
 pub mod verifier;

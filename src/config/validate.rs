@@ -160,11 +160,27 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         );
     }
 
+    let (users_file, users_sql) =
+        super::users::validate_users(path, model.users, &root.key("users"), sink);
+    let password_url = model.ui.password_url;
+    if password_url.as_deref().is_some_and(|u| {
+        !(u.starts_with("https://")
+            || u.starts_with("http://")
+            || (u.starts_with('/') && !u.starts_with("//")))
+            || u.chars().any(|c| c.is_control() || c.is_whitespace())
+    }) {
+        sink.push(
+            &root.key("ui").key("password_url"),
+            "expected an http(s) URL or a path starting with `/`",
+        );
+    }
+
     Settings {
         source: path.to_path_buf(),
         server,
         routes,
-        users_file: relative_to(path, &model.users.file),
+        users_file,
+        users_sql,
         session,
         schedules,
         identity,
@@ -178,6 +194,7 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         },
         ui: UiSettings {
             title: model.ui.title.unwrap_or_else(|| "Sign in".into()),
+            password_url,
         },
     }
 }
@@ -426,7 +443,7 @@ fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route
 
 /// A duration key, or `default_secs` when absent (or, with an error,
 /// unreadable).
-fn duration_or(
+pub(super) fn duration_or(
     sink: &mut ErrorSink,
     key: &KeyPath,
     value: Option<String>,
