@@ -55,6 +55,10 @@ enum Command {
     CheckConfig {
         #[arg(short, long, default_value = "config/gatehouse.toml")]
         config: PathBuf,
+        /// Also connect to the `[users.sql]` database and run its query once
+        /// (with a user name nobody has).
+        #[arg(long)]
+        connect: bool,
     },
     /// Read a password (prompt, or one line of stdin) and print its argon2id hash.
     HashPassword,
@@ -299,7 +303,12 @@ fn main() -> ExitCode {
                 },
             )
         }
-        Command::CheckConfig { config } => match server::load_snapshot(&config) {
+        Command::CheckConfig { config, connect } => match server::load_snapshot(&config) {
+            Ok(snap) if connect && snap.settings.users_sql.is_some() => {
+                gatehouse::auth::sql::check_connection(&config, &snap.settings)
+                    .map_err(|e| e.to_string())
+                    .map(|()| println!("{}: OK (users database answered)", config.display()))
+            }
             Ok(snap) => {
                 println!(
                     "{}: OK ({} routes, {} users)",

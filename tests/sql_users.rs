@@ -304,3 +304,41 @@ async fn the_database_going_away_stops_sign_ins_only() {
     assert_eq!(outage_lines, 1, "one ERROR for the outage:\n{log}");
     assert!(log.contains("users database reachable again"), "{log}");
 }
+
+/// `check-config --connect` runs the query once: fine against a real
+/// Django database, `FILE:LINE: users.sql.url: …` when nothing answers.
+#[test]
+fn check_config_connects_and_names_the_url_line() {
+    let Some(app) = Django::create(Db::Sqlite, &["PBKDF2PasswordHasher"]) else {
+        return;
+    };
+    let run = |url: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatehouse.toml");
+        let text = format!(
+            "[[route]]\npath_prefix = \"/\"\nupstream = \"127.0.0.1:9\"\naccess = \"login\"\n\n[users.sql]\nurl = {url:?}\npreset = \"django\"\ntimeout = \"2s\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(common::binary())
+            .args(["check-config", "--connect", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            path,
+        )
+    };
+    let (code, out, err, _) = run(&app.url(None));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("users database answered"), "{out}");
+    let unused = common::free_port();
+    let (code, _, err, path) = run(&format!("postgres://postgres@127.0.0.1:{unused}/nothing"));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("{}:7: users.sql.url: ", path.display())),
+        "{err}"
+    );
+}

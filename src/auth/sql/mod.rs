@@ -309,3 +309,34 @@ fn driver_url(settings: &SqlSettings) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}mode=ro")
 }
+
+/// `check-config --connect`: connects and runs the query once, with a
+/// user name nobody has; a failure is reported at `users.sql.url`.
+pub fn check_connection(
+    config: &std::path::Path,
+    settings: &crate::config::Settings,
+) -> Result<(), crate::config::ConfigErrors> {
+    use crate::config::{ConfigErrors, ErrorSink, KeyPath};
+    let Some(sql) = &settings.users_sql else {
+        return Ok(());
+    };
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            let users = SqlUsers::new(sql, Arc::new(crate::clock::SystemClock))?;
+            rt.block_on(users.read("gatehouse-check-config\u{1}"))
+                .map(|_| ())
+                .map_err(|e| e.0)
+        });
+    outcome.map_err(|message| {
+        let source = std::fs::read_to_string(config).unwrap_or_default();
+        let mut sink = ErrorSink::new(config, &source);
+        sink.push(
+            &KeyPath::root().key("users").key("sql").key("url"),
+            format!("the database did not answer the query: {message}"),
+        );
+        ConfigErrors(sink.errors)
+    })
+}
