@@ -138,7 +138,8 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             pid_file: std::env::temp_dir().join(format!("gatehouse-demo-{}.pid", listen.port())),
         },
         routes: vec![route("/public/", Access::Public), route("/", Access::Login)],
-        users_file: PathBuf::from("(demo)"),
+        users_file: Some(PathBuf::from("(demo)")),
+        users_sql: None,
         session: SessionSettings {
             store: StoreKind::Memory,
             cookie_secure: false,
@@ -161,6 +162,7 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
         },
         ui: UiSettings {
             title: "Sign in to the demo".into(),
+            password_url: None,
         },
     }
 }
