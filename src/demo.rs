@@ -215,7 +215,7 @@ pub fn run_demo(listen: SocketAddr, app: SocketAddr, admin: SocketAddr) -> Resul
     crate::atomic_file::replace(&token_path, token.as_bytes())?;
 
     let mut settings = demo_settings(listen, app);
-    settings.users_file = users_path;
+    settings.users_file = Some(users_path);
     settings.server.admin_listen = Some(admin);
     settings.server.admin_token = Some(token);
     let snapshot = Snapshot::new(settings, users);
