@@ -85,7 +85,8 @@ impl BackgroundService for Reloader {
 }
 
 /// Drops sessions that are dead under every user's policy, once a minute,
-/// so memory is bounded by live sessions.
+/// and the app database's records of users left without one, so memory is
+/// bounded by live sessions.
 pub struct Sweeper {
     pub shared: Arc<Shared>,
     pub every: Duration,
@@ -104,6 +105,12 @@ impl BackgroundService for Sweeper {
                         Ok(0) => {}
                         Ok(n) => tracing::debug!("swept {n} dead sessions"),
                         Err(e) => tracing::warn!("session sweep failed: {e}"),
+                    }
+                    if let Some(sql) = &self.shared.sql_users {
+                        let n = sql.prune(now, policy.idle_timeout);
+                        if n > 0 {
+                            tracing::debug!("forgot the database records of {n} users without a live session");
+                        }
                     }
                 }
                 _ = shutdown.changed() => return,

@@ -52,6 +52,9 @@ impl std::fmt::Display for Unavailable {
 struct Entry {
     user: Option<Arc<User>>,
     read_at: Timestamp,
+    /// The last sign-in or request that asked for it: how `prune` knows the
+    /// user has no live session here.
+    used_at: Timestamp,
     refreshing: bool,
 }
 
@@ -144,6 +147,7 @@ impl SqlUsers {
     fn cached(self: &Arc<Self>, username: &str, now: Timestamp) -> Option<Option<Arc<User>>> {
         let mut cache = self.cache.lock();
         let entry = cache.get_mut(username)?;
+        entry.used_at = now;
         if !entry.refreshing && now.since(entry.read_at) >= self.refresh {
             entry.refreshing = true;
             let this = Arc::clone(self);
@@ -163,7 +167,11 @@ impl SqlUsers {
             return;
         };
         match read {
-            Ok(found) => *entry = Entry::fresh(found.map(Arc::new), now),
+            Ok(found) => {
+                entry.user = found.map(Arc::new);
+                entry.read_at = now;
+                entry.refreshing = false;
+            }
             // Sessions go on with the record last read; the next try is
             // `refresh` later, not on every request.
             Err(_) => {
@@ -171,6 +179,19 @@ impl SqlUsers {
                 entry.refreshing = false;
             }
         }
+    }
+
+    /// Forgets the records of users no sign-in or request has asked for in
+    /// `idle` (the longest idle timeout): every request of a session asks,
+    /// so such a user has no live session on this gateway, and the cache
+    /// stays as small as the users signed in. Were one still served by
+    /// another gateway of a fleet, its next request here reads the row
+    /// again. Returns how many were dropped.
+    pub fn prune(&self, now: Timestamp, idle: Duration) -> usize {
+        let mut cache = self.cache.lock();
+        let before = cache.len();
+        cache.retain(|_, e| now.since(e.used_at) < idle);
+        before - cache.len()
     }
 
     /// The hash unknown users are verified against: a real one of this
@@ -294,6 +315,7 @@ impl Entry {
         Entry {
             user,
             read_at: now,
+            used_at: now,
             refreshing: false,
         }
     }
@@ -340,3 +362,6 @@ pub fn check_connection(
         ConfigErrors(sink.errors)
     })
 }
+
+#[cfg(test)]
+mod tests;
