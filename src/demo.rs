@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::auth::{password, users_file, UserDb};
+use crate::auth::file::edit;
+use crate::auth::{password, UserDb};
 use crate::config::*;
 use crate::gateway::state::Snapshot;
 use crate::listeners::{bind_all, OnBound, Wanted};
@@ -193,10 +194,10 @@ fn write_demo_users(file: &std::path::Path, password: &str) -> Result<UserDb, St
         "# gatehouse demo: the password page rewrites this file\n",
     )
     .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    users_file::add_user(
+    edit::add_user(
         file,
         DEMO_USER,
-        &users_file::NewUser {
+        &edit::NewUser {
             password_hash: password::hash_password(password)?,
             name: Some("Demo User".into()),
             email: Some("demo@example.com".into()),

@@ -222,7 +222,7 @@ fn sessions(
 }
 
 fn users(file: &Path, action: UsersAction) -> Result<(), String> {
-    use gatehouse::auth::users_file::{add_user, set_disabled, set_password, NewUser};
+    use gatehouse::auth::file::edit::{add_user, set_disabled, set_password, NewUser};
     let (user, done) = match action {
         UsersAction::Add {
             user,

@@ -6,7 +6,7 @@ use pingora::proxy::Session;
 
 use super::form::read_form;
 use super::{busy, forged, message_page, require_session, store_down, Reply};
-use crate::auth::users_file;
+use crate::auth::file::edit;
 use crate::gateway::authenticate::{end_counted, end_session, Authed};
 use crate::gateway::sign_in::{sign_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
@@ -137,10 +137,9 @@ pub async fn submit(
             return Ok(not_saved(snap, "there is no users file"));
         };
         let (user, h) = (username.clone(), hash.clone());
-        let written =
-            tokio::task::spawn_blocking(move || users_file::set_password(&path, &user, &h))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+        let written = tokio::task::spawn_blocking(move || edit::set_password(&path, &user, &h))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
         match written {
             Ok(users) => shared.swap_users(users),
             Err(e) => return Ok(not_saved(snap, &e)),

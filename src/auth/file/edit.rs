@@ -6,7 +6,7 @@
 use std::path::Path;
 use toml_edit::{DocumentMut, Item, Table, Value};
 
-use super::users::UserDb;
+use super::UserDb;
 
 /// New details for `add_user`.
 #[derive(Debug, Default, Clone)]

@@ -1,12 +1,14 @@
 //! The users file: one TOML table per user. Loaded whole into an immutable
-//! `UserDb`; a reload builds a new one.
+//! `UserDb`; a reload builds a new one. `edit` changes the file itself.
+
+pub mod edit;
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::password::{check_hash, fingerprint};
+use crate::auth::password::{check_hash, fingerprint};
 use crate::config::{ConfigError, ConfigErrors, ErrorSink, KeyPath};
 
 #[derive(Debug, Deserialize)]
