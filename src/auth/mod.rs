@@ -3,8 +3,12 @@
 pub mod file;
 pub mod hash;
 pub mod password;
+pub mod source;
 pub mod sql;
+pub mod user;
 pub mod verifier;
 
-pub use file::{Groups, User, UserDb};
+pub use file::UserDb;
+pub use source::{UserSource, Users};
+pub use user::{Groups, User};
 pub use verifier::PasswordVerifier;

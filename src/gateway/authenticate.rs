@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::state::{Shared, Snapshot};
-use crate::auth::User;
+use crate::auth::{User, UserSource};
 use crate::clock::Timestamp;
 use crate::metrics::METRICS;
 use crate::session::policy::{evaluate, UserState};
@@ -111,7 +111,8 @@ pub async fn authenticate(
         return Ok(unknown(shared, snap, global, cookie.issued, now));
     };
     let user = shared
-        .user_for_session(snap, &record.user)
+        .users(snap)
+        .session_lookup(&record.user)
         .await
         .map_err(|e| StoreError(e.to_string()))?;
     let mut verdict = judge(snap, &record, user.as_ref(), global, now);

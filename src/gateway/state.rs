@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::signing::Signer;
-use crate::auth::sql::{SqlUsers, Unavailable};
-use crate::auth::{PasswordVerifier, User, UserDb};
+use crate::auth::sql::SqlUsers;
+use crate::auth::{PasswordVerifier, User, UserDb, UserSource, Users};
 use crate::clock::{Clock, Timestamp};
 use crate::config::Settings;
 use crate::session::policy::limits_for;
@@ -141,45 +141,21 @@ impl Shared {
             .store(Arc::new(Snapshot::new(current.settings.clone(), users)));
     }
 
-    /// At sign-in: the users file's user of that name, else the app
-    /// database's (read now).
-    pub async fn user_for_sign_in(
-        &self,
-        snap: &Snapshot,
-        name: &str,
-    ) -> Result<Option<Arc<User>>, Unavailable> {
-        match (snap.users.get(name), &self.sql_users) {
-            (Some(u), _) => Ok(Some(Arc::clone(u))),
-            (None, Some(sql)) => sql.sign_in_lookup(name).await,
-            (None, None) => Ok(None),
-        }
-    }
-
-    /// For a signed-in user's request: the file's user, else the app
-    /// database's record as last read (re-read in the background).
-    pub async fn user_for_session(
-        &self,
-        snap: &Snapshot,
-        name: &str,
-    ) -> Result<Option<Arc<User>>, Unavailable> {
-        match (snap.users.get(name), &self.sql_users) {
-            (Some(u), _) => Ok(Some(Arc::clone(u))),
-            (None, Some(sql)) => sql.session_lookup(name).await,
-            (None, None) => Ok(None),
-        }
+    /// The users a request holding `snap` sees: that snapshot's users
+    /// file, then the app's database.
+    pub fn users<'a>(&'a self, snap: &'a Snapshot) -> Users<'a> {
+        Users::new(&snap.users, self.sql_users.as_ref())
     }
 
     /// Verifies a sign-in: against the user's hash, or for an unknown user
-    /// against a dummy of the same source's format and cost.
+    /// against a dummy of the users' typical format and cost.
     pub async fn verify_password(
         &self,
+        snap: &Snapshot,
         user: Option<&User>,
         password: &str,
     ) -> Result<bool, crate::auth::verifier::Busy> {
-        let dummy = match &self.sql_users {
-            Some(sql) => sql.dummy_hash(),
-            None => crate::auth::password::dummy_hash().to_string(),
-        };
+        let dummy = self.users(snap).dummy_hash();
         let stored = user.map(|u| (u.username.clone(), u.password_hash.clone()));
         self.verifier
             .verify_user(stored, dummy, password.to_string())

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::auth::password::{check_hash, fingerprint};
+use crate::auth::User;
 use crate::config::{ConfigError, ConfigErrors, ErrorSink, KeyPath};
 
 #[derive(Debug, Deserialize)]
@@ -20,22 +21,6 @@ struct UserEntry {
     groups: Option<Vec<String>>,
     max_devices: Option<u32>,
     disabled: Option<bool>,
-}
-
-/// A user's groups, shared by every session of theirs (one allocation per
-/// user, not per session).
-pub type Groups = Arc<[String]>;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub username: String,
-    pub password_hash: String,
-    pub password_fingerprint: [u8; 8],
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub groups: Groups,
-    pub max_devices: Option<u32>,
-    pub disabled: bool,
 }
 
 #[derive(Debug, Default, Clone)]

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::source::{Lookup, Unavailable, UserSource};
 use super::User;
 use crate::clock::{Clock, Timestamp};
 use crate::config::SqlSettings;
@@ -36,17 +37,6 @@ const MAX_CONNECTIONS: u32 = 8;
 const DJANGO_DUMMY: &str =
     "pbkdf2_sha256$1000000$3JTabEqTpKK3LsZ9kKOjL8$x1WZYyCZyFLM8UCilij7aXEd2chBftGLo6SYpyEeYck=";
 const QUERY_DUMMY: &str = "$2y$10$MUOjwToONkN/5CR60UvDa.x117VI28CA30e58CPk4SPxsRcwuCa/u";
-
-/// The database could not answer in time; the text says why (never a
-/// password: sqlx's messages carry host and database, not credentials).
-#[derive(Debug, Clone)]
-pub struct Unavailable(pub String);
-
-impl std::fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "users database unavailable: {}", self.0)
-    }
-}
 
 /// The last record read for a user (`None`: no such user, or no longer).
 struct Entry {
@@ -107,7 +97,7 @@ impl SqlUsers {
     }
 
     /// At sign-in: the user's row, read now.
-    pub async fn sign_in_lookup(&self, username: &str) -> Result<Option<Arc<User>>, Unavailable> {
+    async fn sign_in_lookup(&self, username: &str) -> Lookup {
         let found = self.read(username).await?.map(Arc::new);
         let now = self.clock.now();
         let mut cache = self.cache.lock();
@@ -128,10 +118,7 @@ impl SqlUsers {
     /// For a signed-in user's request: the record last read, re-read in
     /// the background once it is `refresh` old. Waits on the database only
     /// for a user this process has not read yet.
-    pub async fn session_lookup(
-        self: &Arc<Self>,
-        username: &str,
-    ) -> Result<Option<Arc<User>>, Unavailable> {
+    async fn session_lookup(self: &Arc<Self>, username: &str) -> Lookup {
         let now = self.clock.now();
         if let Some(known) = self.cached(username, now) {
             return Ok(known);
@@ -196,7 +183,7 @@ impl SqlUsers {
 
     /// The hash unknown users are verified against: a real one of this
     /// database if one has been read, else the source's typical one.
-    pub fn dummy_hash(&self) -> String {
+    fn dummy_hash(&self) -> String {
         self.seen_hash.lock().clone().unwrap_or_else(|| {
             if self.django {
                 DJANGO_DUMMY
@@ -307,6 +294,20 @@ impl SqlUsers {
             self.queries_failed.load(Ordering::Relaxed),
             u8::from(!self.down.load(Ordering::Relaxed)),
         );
+    }
+}
+
+impl UserSource for Arc<SqlUsers> {
+    fn sign_in_lookup(&self, name: &str) -> impl std::future::Future<Output = Lookup> + Send {
+        SqlUsers::sign_in_lookup(self, name)
+    }
+
+    fn session_lookup(&self, name: &str) -> impl std::future::Future<Output = Lookup> + Send {
+        SqlUsers::session_lookup(self, name)
+    }
+
+    fn dummy_hash(&self) -> String {
+        SqlUsers::dummy_hash(self)
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::form::read_form;
 use super::{busy, device_items, message_page, ItemControl, Reply};
 use crate::auth::verifier::Busy;
-use crate::auth::User;
+use crate::auth::{User, UserSource};
 use crate::config::OnDeviceLimit;
 use crate::gateway::authenticate::{cookie_header, read_cookie};
 use crate::gateway::pending_login::{self, PendingLogin};
@@ -198,7 +198,7 @@ async fn attempt(
         }
         Err(_) => return Ok(unavailable(snap)),
     }
-    let found = match shared.user_for_sign_in(snap, username).await {
+    let found = match shared.users(snap).sign_in_lookup(username).await {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!("sign-in refused: {e}");
@@ -207,7 +207,7 @@ async fn attempt(
     };
     let user = found.as_ref().filter(|u| !u.disabled);
     let ok = match shared
-        .verify_password(user.map(|u| &**u), field("password"))
+        .verify_password(snap, user.map(|u| &**u), field("password"))
         .await
     {
         Ok(ok) => ok,
@@ -373,7 +373,7 @@ pub async fn choose(
         Ok(false) => return Ok(refused("pending_token_replayed")),
         Err(_) => return Ok(unavailable(snap)),
     }
-    let found = match shared.user_for_sign_in(snap, &pending.user).await {
+    let found = match shared.users(snap).sign_in_lookup(&pending.user).await {
         Ok(found) => found,
         Err(_) => return Ok(unavailable(snap)),
     };

@@ -1,0 +1,20 @@
+//! A user as every backend hands one over: the users file's and the app
+//! database's look the same to the gateway.
+
+use std::sync::Arc;
+
+/// A user's groups, shared by every session of theirs (one allocation per
+/// user, not per session).
+pub type Groups = Arc<[String]>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub username: String,
+    pub password_hash: String,
+    pub password_fingerprint: [u8; 8],
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub groups: Groups,
+    pub max_devices: Option<u32>,
+    pub disabled: bool,
+}
