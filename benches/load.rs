@@ -1,10 +1,11 @@
 //! The load benchmark: one command (`cargo bench --bench load`) starts a fast
 //! upstream and measures, side by side, the upstream direct, a bare Pingora
 //! pass-through, the gateway on a public route, the gateway authenticated
-//! (memory and Redis stores), and, when nginx is installed, nginx
-//! `proxy_pass` and nginx `auth_request` to an auth endpoint that costs
-//! nothing. Then the authenticated path during a flood of wrong-password
-//! logins. Needs `wrk` (Debian: `apt-get install wrk nginx-light`).
+//! (memory and Redis stores, and with its users in a Django-shaped SQLite
+//! database through `[users.sql]` instead of the users file), and, when
+//! nginx is installed, nginx `proxy_pass` and nginx `auth_request` to an
+//! auth endpoint that costs nothing. Then the authenticated path during a
+//! flood of wrong-password logins. Needs `wrk` (Debian: `apt-get install wrk nginx-light`).
 //!
 //! Every setup runs once per round, in a rotating order, and the report takes
 //! the median over rounds: on a two-core machine shared by client, proxy and
@@ -496,6 +497,44 @@ fn rotating_cookies_script(dir: &Path, ids: impl Iterator<Item = u64>) -> std::p
     script
 }
 
+/// A SQLite database shaped like a Django project's (`auth_user`,
+/// `auth_group`, `auth_user_groups`, as `migrate` makes them) holding the
+/// staff user `bench` with `hash`, for the `[users.sql]` gateway.
+fn django_users_db(path: &Path, hash: &str) {
+    use sqlx::ConnectOptions;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        for statement in [
+            "CREATE TABLE auth_user (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, password varchar(128) NOT NULL, \
+             last_login datetime NULL, is_superuser bool NOT NULL, username varchar(150) NOT NULL UNIQUE, \
+             last_name varchar(150) NOT NULL, email varchar(254) NOT NULL, is_staff bool NOT NULL, \
+             is_active bool NOT NULL, date_joined datetime NOT NULL, first_name varchar(150) NOT NULL)",
+            "CREATE TABLE auth_group (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, name varchar(150) NOT NULL UNIQUE)",
+            "CREATE TABLE auth_user_groups (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, \
+             user_id integer NOT NULL REFERENCES auth_user (id), group_id integer NOT NULL REFERENCES auth_group (id))",
+        ] {
+            sqlx::query(statement).execute(&mut db).await.unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO auth_user (password, is_superuser, username, last_name, email, is_staff, is_active, date_joined, first_name) \
+             VALUES (?, 0, 'bench', '', '', 1, 1, '2026-01-01 00:00:00', '')",
+        )
+        .bind(hash)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    });
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.retain(|v| v.is_finite());
     if values.is_empty() {
@@ -589,6 +628,9 @@ const DIRECT: &str = "upstream direct";
 const BARE: &str = "bare Pingora pass-through (1 thread)";
 const PUBLIC: &str = "gateway, public route";
 const AUTHED: &str = "gateway, authenticated (memory store)";
+/// The users section of every gateway but the `[users.sql]` one.
+const FILE_USERS: &str = "[users]\nfile = \"users.toml\"\n";
+const AUTHED_SQL: &str = "gateway, authenticated (memory store, sql users)";
 const AUTHED_REDIS: &str = "gateway, authenticated (Redis store, 1 s cache)";
 const NGINX_PROXY: &str = "nginx proxy_pass (1 worker)";
 const NGINX_AUTH: &str = "nginx auth_request, zero-cost auth (1 worker + auth server)";
@@ -642,7 +684,7 @@ fn main() {
         .collect();
     std::fs::write(dir.path().join("users.toml"), users).unwrap();
     std::fs::write(dir.path().join("secret.key"), [7u8; 32]).unwrap();
-    let start_gateway = |name: &str, server: &str, session: &str| {
+    let start_gateway = |name: &str, server: &str, session: &str, users: &str| {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.path().join(format!("{name}.toml"));
         std::fs::write(
@@ -651,7 +693,7 @@ fn main() {
                 "[server]\nlisten = [\"{addr}\"]\nadmin_listen = \"\"\nthreads = 1\nsecret_file = \"secret.key\"\nupgrade_sock = \"{name}.sock\"\npid_file = \"{name}.pid\"\n{server}\n\
                  [[route]]\npath_prefix = \"/public/\"\nupstream = \"{upstream}\"\naccess = \"public\"\n\n\
                  [[route]]\npath_prefix = \"/\"\nupstream = \"{upstream}\"\naccess = \"login\"\n\n\
-                 [users]\nfile = \"users.toml\"\n\n[session]\ncookie_secure = false\n{session}\n\
+                 {users}\n[session]\ncookie_secure = false\n{session}\n\
                  [login]\nmax_failures = 0\n"
             ),
         )
@@ -668,7 +710,7 @@ fn main() {
         wait_for(addr);
         (process, addr)
     };
-    let (gateway_process, gateway) = start_gateway("memory", "", "");
+    let (gateway_process, gateway) = start_gateway("memory", "", "", FILE_USERS);
     let gateway_pid = gateway_process.0.id();
     let cookie = format!("Cookie: {}", login_cookie(gateway, "bench-password-1"));
     // the same gateway on the Redis store, when redis-server is installed
@@ -683,10 +725,27 @@ fn main() {
             "redis",
             "",
             &format!("store = \"redis\"\nredis_url = \"{}\"\n", r.url()),
+            FILE_USERS,
         );
         let cookie = format!("Cookie: {}", login_cookie(addr, "bench-password-1"));
         (process, addr, cookie)
     });
+
+    // the same gateway with `bench` in a Django-shaped SQLite database
+    // instead of the users file: after sign-in, its record is re-read in
+    // the background every `refresh`, never on a proxied request
+    let app_db = dir.path().join("app.sqlite3");
+    django_users_db(&app_db, &hash);
+    let (sql_process, sql_gateway) = start_gateway(
+        "sql",
+        "",
+        "",
+        &format!(
+            "[users.sql]\nurl = \"sqlite://{}\"\npreset = \"django\"\n",
+            app_db.display()
+        ),
+    );
+    let sql_cookie = format!("Cookie: {}", login_cookie(sql_gateway, "bench-password-1"));
 
     let bare: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let bare_process = bare_pingora(bare, upstream);
@@ -719,6 +778,12 @@ fn main() {
             pids: vec![gateway_pid],
         },
         authed(AUTHED),
+        Setup {
+            name: AUTHED_SQL,
+            url: format!("http://{sql_gateway}/x"),
+            args: header(&sql_cookie),
+            pids: vec![sql_process.0.id()],
+        },
     ];
     if let (Some((process, addr, cookie)), Some(redis)) = (&redis_gateway, &redis) {
         // the Redis server is part of this setup's cost
@@ -810,6 +875,7 @@ fn main() {
         BARE,
         PUBLIC,
         AUTHED,
+        AUTHED_SQL,
         AUTHED_REDIS,
         NGINX_PROXY,
         NGINX_AUTH,
@@ -827,6 +893,12 @@ fn main() {
             AUTHED,
             PUBLIC,
             0.90,
+        ),
+        (
+            "authenticated (sql users) / authenticated (memory)",
+            AUTHED_SQL,
+            AUTHED,
+            0.97,
         ),
         (
             "authenticated (Redis) / public route",
@@ -912,6 +984,7 @@ fn main() {
             &format!("live-{n}"),
             &format!("state_dir = \"{}\"", state.display()),
             "invalidate_on_restart = false\n",
+            FILE_USERS,
         );
         let spread = n.min(10_000);
         let script = rotating_cookies_script(dir.path(), (0..spread).map(|j| j * (n / spread)));
