@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use crate::admin::AdminApp;
 use crate::auth::{password, UserDb};
-use crate::background::{Reloader, ScheduleWatch, Sweeper};
+use crate::background::{MemoryRelease, Reloader, ScheduleWatch, Sweeper};
 use crate::clock::{Clock, SystemClock};
 use crate::config::StoreKind;
 use crate::config::{self, ConfigErrors};
+use crate::gateway::head_guard::Guarded;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::Gateway;
 use crate::metrics::{Invalidation, METRICS};
@@ -211,10 +212,13 @@ pub fn serve(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(Arc::clone(&shared)),
-        "gatehouse",
+    // Both listeners guard request heads (see `head_guard`).
+    let mut proxy = Service::new(
+        "gatehouse".to_string(),
+        Guarded::new(
+            pingora::proxy::http_proxy(&server.configuration, Gateway::new(Arc::clone(&shared))),
+            Arc::clone(&shared),
+        ),
     );
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
@@ -223,10 +227,13 @@ pub fn serve(
     if let Some(addr) = admin_listen {
         let mut admin = Service::new(
             "admin".to_string(),
-            AdminApp {
-                shared: Arc::clone(&shared),
-                token: admin_token,
-            },
+            Guarded::new(
+                AdminApp {
+                    shared: Arc::clone(&shared),
+                    token: admin_token,
+                },
+                Arc::clone(&shared),
+            ),
         );
         admin.add_tcp(&addr.to_string());
         server.add_service(admin);
@@ -236,6 +243,12 @@ pub fn serve(
         Sweeper {
             shared: Arc::clone(&shared),
             every: Duration::from_secs(60),
+        },
+    ));
+    server.add_service(background_service(
+        "memory release",
+        MemoryRelease {
+            every: Duration::from_secs(1),
         },
     ));
     server.add_service(background_service(

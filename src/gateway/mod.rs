@@ -8,6 +8,7 @@ pub mod authenticate;
 pub mod cookie;
 pub mod device_label;
 pub mod forwarded;
+pub mod head_guard;
 pub mod identity_headers;
 pub mod normalize;
 pub mod page_load;
@@ -124,6 +125,15 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             upstream_ms: None,
         }
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        head_guard::head_received(session);
+        Ok(())
     }
 
     async fn request_filter(

@@ -63,6 +63,9 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     {
         out.push("server.logout_paths/trusted_proxies".into());
     }
+    if a.server.client_limits != b.server.client_limits {
+        out.push("server.request_header_timeout/max_request_header_bytes/form_body_timeout".into());
+    }
     let (ua, ub) = (&old.users, &new.users);
     let added = ub.iter().filter(|u| ua.get(&u.username).is_none()).count();
     let removed = ua.iter().filter(|u| ub.get(&u.username).is_none()).count();

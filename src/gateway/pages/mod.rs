@@ -173,6 +173,19 @@ pub fn busy(snap: &Snapshot) -> Reply {
     .header("Retry-After", "1")
 }
 
+/// A form that did not arrive whole within `server.form_body_timeout`.
+pub fn too_slow(snap: &Snapshot) -> Reply {
+    Reply::html(
+        408,
+        message_page(
+            snap,
+            "Too slow",
+            "The form did not arrive in time. Please try again.",
+            "",
+        ),
+    )
+}
+
 pub fn too_large(snap: &Snapshot) -> Reply {
     Reply::html(
         413,
