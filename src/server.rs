@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::api::ApiAccess;
 use crate::admin::AdminApp;
 use crate::auth::{password, UserDb};
 use crate::background::{MemoryRelease, Reloader, ScheduleWatch, Sweeper};
@@ -148,6 +149,7 @@ pub fn serve(
     let listen = snapshot.settings.server.listen.clone();
     let admin_listen = snapshot.settings.server.admin_listen;
     let admin_token = snapshot.settings.server.admin_token.clone();
+    let admin_open = snapshot.settings.server.admin_allow_unauthenticated;
     let threads = snapshot.settings.server.threads;
     let grace = snapshot.settings.server.grace_period.as_secs();
     let upgrade_sock = snapshot.settings.server.upgrade_sock.display().to_string();
@@ -230,7 +232,8 @@ pub fn serve(
             Guarded::new(
                 AdminApp {
                     shared: Arc::clone(&shared),
-                    token: admin_token,
+                    access: ApiAccess::new(admin_token, admin_open),
+                    listen: addr,
                 },
                 Arc::clone(&shared),
             ),
