@@ -530,3 +530,33 @@ fn memory_comes_back_after_200_half_sent_heads() {
     );
     assert_eq!(common::raw_status(&r), 200, "{r}");
 }
+
+#[test]
+fn limit_keys_are_checked_with_file_line_and_key() {
+    for (key, value, says) in [
+        ("request_header_timeout", "\"0s\"", "greater than zero"),
+        ("request_header_timeout", "\"soon\"", "expected a duration"),
+        ("request_header_timeout", "\"10m\"", "at most \"5m\""),
+        ("form_body_timeout", "\"0\"", "expected a duration"),
+        ("form_body_timeout", "\"1h\"", "at most \"5m\""),
+        ("max_request_header_bytes", "100", "from 1024 to 1048575"),
+        (
+            "max_request_header_bytes",
+            "2000000",
+            "from 1024 to 1048575",
+        ),
+        ("max_request_header_bytes", "\"64KiB\"", "expected"),
+    ] {
+        let text = config("127.0.0.1:9".parse().unwrap(), "")
+            .replace("@LISTEN@", "127.0.0.1:8080")
+            .replace("@ADMIN@", "127.0.0.1:9091")
+            .replace("threads = 1\n", &format!("threads = 1\n{key} = {value}\n"));
+        let line = text.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+        let (code, _, err) = common::check_config(&text);
+        assert_eq!(code, 1, "{key} = {value}");
+        assert!(
+            err.contains(&format!("gatehouse.toml:{line}: server.{key}")) && err.contains(says),
+            "{key} = {value}: {err}"
+        );
+    }
+}
