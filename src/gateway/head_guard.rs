@@ -124,7 +124,12 @@ impl GuardedStream {
             self.answered = true;
             let _ = Pin::new(&mut self.inner).poll_write(cx, answer);
         }
-        io::Error::new(io::ErrorKind::TimedOut, why)
+        let kind = if answer == TIMED_OUT {
+            io::ErrorKind::TimedOut
+        } else {
+            io::ErrorKind::InvalidData
+        };
+        io::Error::new(kind, why)
     }
 }
 
