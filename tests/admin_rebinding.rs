@@ -252,6 +252,16 @@ async fn with_a_token_the_api_wants_exactly_that_token() {
     let (code, out) = sessions_command(&gw, Some(&gw.dir().join("admin.token")));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("alice"), "{out}");
+    // or the gateway's config tells the command where to go and what token
+    let out = Command::new(common::binary())
+        .args(["sessions", "list", "-c"])
+        .arg(gw.dir().join("gatehouse.toml"))
+        .env_remove("GATEHOUSE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("alice"), "{text}");
 }
 
 #[test]
