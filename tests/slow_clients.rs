@@ -24,6 +24,22 @@ fn limits_config(upstream: SocketAddr, server_keys: &str) -> String {
     format!("{text}\n[login]\nfailure_delay = \"0s\"\n")
 }
 
+/// `gatehouse_clients_cut_off_total{limit}` from the admin listener.
+fn cut_off(gw: &Gateway, limit: &str) -> u32 {
+    let metrics = common::raw_request(
+        gw.admin,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    let prefix = format!("gatehouse_clients_cut_off_total{{limit=\"{limit}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or_else(
+            || panic!("no {prefix}in {metrics}"),
+            |n| n.trim().parse().unwrap(),
+        )
+}
+
 /// What the gateway did with a connection: everything it sent, and when it
 /// closed the connection (from the first piece sent).
 struct Outcome {
@@ -179,6 +195,9 @@ async fn slow_heads_are_cut_off_at_the_deadline() {
     );
     assert_cut_at_deadline("silence", &silent, DEADLINE);
     assert_eq!(silent.answer, "");
+    // each one counted once, for the operator's dashboard
+    assert_eq!(cut_off(&gw, "head_timeout"), 8);
+    assert_eq!(cut_off(&gw, "head_too_large"), 0);
     // none of them reached the app
     assert!(upstream
         .requests()
@@ -325,6 +344,7 @@ async fn oversized_heads_get_431_at_once() {
             o.closed_after
         );
     }
+    assert_eq!(cut_off(&gw, "head_too_large"), 6);
     // just under the cap is an ordinary request
     let under = format!(
         "GET /static/x HTTP/1.1\r\nHost: app\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
@@ -421,6 +441,8 @@ async fn slow_form_bodies_are_cut_off_and_proxied_bodies_are_not() {
         // the head went at once: the deadline counts from the body's start
         assert_cut_at_deadline(what, &o, DEADLINE);
     }
+    assert_eq!(cut_off(&gw, "form_timeout"), 6);
+    assert_eq!(cut_off(&gw, "head_timeout"), 0);
     let o = slow_upload.join().unwrap();
     assert!(o.answer.starts_with("HTTP/1.1 200"), "{}", o.answer);
     assert!(

@@ -44,6 +44,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::state::Shared;
 use crate::config::ClientLimits;
+use crate::metrics::{CutOff, METRICS};
 
 const TIMED_OUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
@@ -68,8 +69,8 @@ pub struct GuardedStream {
     /// Requests begun on this connection; each new one starts a new head.
     generation: AtomicU64,
     head: HeadProgress,
-    /// The answer to a broken limit was attempted (at most once).
-    answered: bool,
+    /// A limit was broken: counted and answered once.
+    refused: bool,
 }
 
 impl GuardedStream {
@@ -86,7 +87,7 @@ impl GuardedStream {
                 bytes: 0,
                 deadline: Some(deadline),
             },
-            answered: false,
+            refused: false,
         }
     }
 
@@ -119,16 +120,18 @@ impl GuardedStream {
 
     /// Fails the read; tells the client why when it already sent part of
     /// a head and the socket takes the answer at once.
-    fn refuse(&mut self, cx: &mut Context<'_>, answer: &[u8], why: String) -> io::Error {
-        if !self.answered && self.head.bytes > 0 {
-            self.answered = true;
-            let _ = Pin::new(&mut self.inner).poll_write(cx, answer);
-        }
-        let kind = if answer == TIMED_OUT {
-            io::ErrorKind::TimedOut
-        } else {
-            io::ErrorKind::InvalidData
+    fn refuse(&mut self, cx: &mut Context<'_>, limit: CutOff, why: String) -> io::Error {
+        let (answer, kind) = match limit {
+            CutOff::HeadTooLarge => (TOO_LARGE, io::ErrorKind::InvalidData),
+            _ => (TIMED_OUT, io::ErrorKind::TimedOut),
         };
+        if !self.refused {
+            self.refused = true;
+            METRICS.cut_off(limit);
+            if self.head.bytes > 0 {
+                let _ = Pin::new(&mut self.inner).poll_write(cx, answer);
+            }
+        }
         io::Error::new(kind, why)
     }
 }
@@ -147,7 +150,7 @@ impl AsyncRead for GuardedStream {
         let max = this.limits.max_request_header_bytes;
         if this.head.bytes > max {
             let why = format!("request head larger than {max} bytes");
-            return Poll::Ready(Err(this.refuse(cx, TOO_LARGE, why)));
+            return Poll::Ready(Err(this.refuse(cx, CutOff::HeadTooLarge, why)));
         }
         // Polled first, so the task wakes at the deadline even when the
         // client sends nothing more.
@@ -155,7 +158,7 @@ impl AsyncRead for GuardedStream {
             if deadline.as_mut().poll(cx).is_ready() {
                 let t = this.limits.request_header_timeout;
                 let why = format!("request head not complete within {t:?}");
-                return Poll::Ready(Err(this.refuse(cx, TIMED_OUT, why)));
+                return Poll::Ready(Err(this.refuse(cx, CutOff::HeadTimeout, why)));
             }
         }
         let before = buf.filled().len();
@@ -169,7 +172,7 @@ impl AsyncRead for GuardedStream {
             }
             if this.head.bytes > max {
                 let why = format!("request head larger than {max} bytes");
-                return Poll::Ready(Err(this.refuse(cx, TOO_LARGE, why)));
+                return Poll::Ready(Err(this.refuse(cx, CutOff::HeadTooLarge, why)));
             }
         }
         read

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use super::{too_large, too_slow, Reply};
 use crate::gateway::state::Snapshot;
+use crate::metrics::{CutOff, METRICS};
 
 /// The most the gateway reads of a form body.
 pub const MAX_FORM_BYTES: usize = 8 * 1024;
@@ -40,6 +41,7 @@ pub async fn read_form(
     let body = match tokio::time::timeout(deadline, read_capped(session)).await {
         Ok(read) => read?,
         Err(_elapsed) => {
+            METRICS.cut_off(CutOff::FormTimeout);
             session.set_keepalive(None);
             return Ok(Err(too_slow(snap)));
         }
