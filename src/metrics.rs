@@ -359,18 +359,21 @@ mod tests {
         m.session_ended(EndReason::Idle);
         m.invalidation(Invalidation::RevokeAll);
         m.reload(false);
+        m.cut_off(CutOff::HeadTimeout);
         let text = m.render(Some(7), None);
         assert!(text.contains("gatehouse_requests_total{outcome=\"forwarded\"} 2\n"));
         assert!(text.contains("gatehouse_logins_total{result=\"failed\"} 1\n"));
         assert!(text.contains("gatehouse_sessions_ended_total{reason=\"idle\"} 1\n"));
         assert!(text.contains("gatehouse_invalidations_total{kind=\"revoke_all\"} 1\n"));
         assert!(text.contains("gatehouse_reloads_total{result=\"failed\"} 1\n"));
+        assert!(text.contains("gatehouse_clients_cut_off_total{limit=\"head_timeout\"} 1\n"));
+        assert!(text.contains("gatehouse_clients_cut_off_total{limit=\"form_timeout\"} 0\n"));
         assert!(text.contains("gatehouse_sessions 7\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("gatehouse_"), "{line}");
             value.parse::<f64>().unwrap();
         }
-        assert_eq!(text.matches("# TYPE").count(), 7);
+        assert_eq!(text.matches("# TYPE").count(), 8);
     }
 }
