@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod redis;
+pub mod trickle;
 pub mod upstream;
 
 use std::io::{Read, Write};
