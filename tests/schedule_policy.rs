@@ -111,7 +111,7 @@ impl World {
     async fn check(&self, cookie: &str, now: Timestamp) -> Option<EndReason> {
         self.clock.set(now);
         let snap = self.shared.snapshot.load_full();
-        match authenticate(&self.shared, &snap, Some(cookie), true)
+        match authenticate(&self.shared, &snap, Some(cookie.as_bytes()), true)
             .await
             .unwrap()
         {

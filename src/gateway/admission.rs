@@ -15,6 +15,7 @@ use super::state::{Shared, Snapshot};
 use super::RequestCtx;
 use crate::config::Access;
 use crate::metrics::METRICS;
+use crate::wire::framing;
 
 /// `Ok(true)` when the gateway answered the request itself.
 pub async fn admit(
@@ -48,6 +49,19 @@ async fn decide(
     };
 
     // 1. parse & normalise
+    if let Err(refusal) = framing::check(req) {
+        // The body, if any, is framed in a way that cannot be trusted to
+        // end where the next request begins: finish with this connection.
+        session.set_keepalive(None);
+        return Ok(Some(problem(
+            snap,
+            ctx.page_load,
+            refusal.status(),
+            refusal.code(),
+            "Bad request",
+            refusal.message(),
+        )));
+    }
     let raw_host = req.uri.authority().map(|a| a.as_str()).or_else(|| {
         req.headers
             .get(http::header::HOST)

@@ -16,7 +16,6 @@ use crate::auth::verifier::Busy;
 use crate::auth::User;
 use crate::config::OnDeviceLimit;
 use crate::gateway::authenticate::{cookie_header, read_cookie};
-use crate::gateway::cookie;
 use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::safe_redirect;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
@@ -26,6 +25,7 @@ use crate::metrics::{Login, METRICS};
 use crate::session::store::UserSessions;
 use crate::session::{EndReason, SessionKey};
 use crate::ui::{self, Slot};
+use crate::wire::cookie;
 
 const CSRF_PURPOSE: &str = "login";
 const FAILED: &str = "Incorrect username or password.";
@@ -198,11 +198,16 @@ async fn attempt(
         }
         Err(_) => return Ok(unavailable(snap)),
     }
-    let user = snap.users.get(username).filter(|u| !u.disabled);
-    let stored = user.map(|u| u.password_hash.clone());
+    let found = match shared.user_for_sign_in(snap, username).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!("sign-in refused: {e}");
+            return Ok(unavailable(snap));
+        }
+    };
+    let user = found.as_ref().filter(|u| !u.disabled);
     let ok = match shared
-        .verifier
-        .verify(stored, field("password").to_string())
+        .verify_password(user.map(|u| &**u), field("password"))
         .await
     {
         Ok(ok) => ok,
@@ -212,7 +217,7 @@ async fn attempt(
         METRICS.login(Login::Failed);
         // Only names of real users are logged: a password typed into the
         // username box must not end up in the log.
-        let known = snap.users.get(username).map(|u| u.username.as_str());
+        let known = found.as_ref().map(|u| u.username.as_str());
         tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?known.unwrap_or("(unknown user)"), "login failed");
         if throttle::failed(shared, login, username, ip).await.is_err() {
             return Ok(unavailable(snap));
@@ -368,9 +373,12 @@ pub async fn choose(
         Ok(false) => return Ok(refused("pending_token_replayed")),
         Err(_) => return Ok(unavailable(snap)),
     }
-    let user = snap
-        .users
-        .get(&pending.user)
+    let found = match shared.user_for_sign_in(snap, &pending.user).await {
+        Ok(found) => found,
+        Err(_) => return Ok(unavailable(snap)),
+    };
+    let user = found
+        .as_ref()
         .filter(|u| !u.disabled && u.password_fingerprint == pending.password_fingerprint);
     let Some(user) = user else {
         return Ok(refused("user_changed"));
