@@ -108,8 +108,10 @@ http://{listen} {{
         reverse_proxy {gateway}
     }}
     handle {{
-        # Other spellings of the identity headers never reach the app.
+        # Spellings of the identity headers that PHP or CGI read as
+        # HTTP_X_REMOTE_USER too: copy_headers only replaces X-Remote-*.
         request_header -X_Remote_*
+        request_header -X.Remote.*
         forward_auth {gateway} {{
             uri /.gatehouse/auth
             copy_headers X-Remote-User X-Remote-Email X-Remote-Name X-Remote-Groups
