@@ -181,6 +181,15 @@ async fn signs_users_in_and_hands_the_app_their_identity(kind: Kind) {
     let login = login_path(&front, &r);
     assert!(login.contains("reason=logout"), "{login}");
 
+    // The access log names the original request's path and the user.
+    let log = gw.log();
+    assert!(
+        log.lines().any(|l| l.contains("gatehouse::access")
+            && l.contains("/app/page")
+            && l.contains("alice")),
+        "{log}"
+    );
+
     let metrics = gw.admin("GET", "/metrics", Some(TOKEN)).await.1;
     for outcome in ["forward_auth_allowed", "forward_auth_forbidden"] {
         assert!(
@@ -228,7 +237,15 @@ async fn applies_the_session_policy(kind: Kind) {
         return;
     };
     let mut b = sign_in_through(&front, "alice", ALICE_PASSWORD, "/a").await;
-    assert_eq!(b.page("/a").await.status, 200);
+    // Each check through the proxy counts as activity, as a proxied
+    // request does: a busy user outlives the idle timeout...
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        let r = b.page("/a").await;
+        assert_eq!(r.status, 200, "after {:?}", start.elapsed());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // ...and a quiet one is signed out.
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let r = b.page("/a").await;
     assert!(
