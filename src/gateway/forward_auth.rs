@@ -169,11 +169,12 @@ async fn decide(
 }
 
 /// 200 with every identity header, empty for nobody, and the signed
-/// assertion when configured (empty for nobody too).
+/// assertion when configured (empty for nobody too), and no body.
 fn allowed(shared: &Shared, snap: &Snapshot, authed: Option<&Authed>) -> Reply {
     let settings = &snap.settings.identity;
     let identity = authed.map(Authed::identity);
-    let mut reply = Reply::json(200, &serde_json::json!({ "ok": true }));
+    // No body: nginx keeps its connection to the gateway only then.
+    let mut reply = Reply::empty(200);
     for (name, value) in every_identity_header(identity.as_ref(), settings) {
         reply = reply.header(name.to_string(), value);
     }

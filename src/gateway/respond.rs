@@ -44,6 +44,17 @@ impl Reply {
         Self::new(status, "application/json", value.to_string())
     }
 
+    /// A status and headers, no body (`Content-Length: 0`): nginx reuses
+    /// its connection to the gateway after an `auth_request` answer only
+    /// when there is no body to skip.
+    pub fn empty(status: u16) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
     pub fn asset(content_type: &str, body: &'static str) -> Self {
         Self::new(200, content_type, Bytes::from_static(body.as_bytes()))
             .header("Cache-Control", "public, max-age=3600")
