@@ -19,7 +19,9 @@
 //!
 //! Environment: LOAD_SECONDS (default 5), LOAD_ROUNDS (default 3),
 //! LOAD_CONNECTIONS (default 32), LOAD_SCALING (default 1; 0 skips the last
-//! part).
+//! part), LOAD_ONLY=forward_auth (only nginx `auth_request` to the gateway's
+//! `/.gatehouse/auth`, signed in, against nginx `auth_request` to a
+//! zero-cost endpoint and the gateway in proxy mode).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -634,6 +636,8 @@ const AUTHED_SQL: &str = "gateway, authenticated (memory store, sql users)";
 const AUTHED_REDIS: &str = "gateway, authenticated (Redis store, 1 s cache)";
 const NGINX_PROXY: &str = "nginx proxy_pass (1 worker)";
 const NGINX_AUTH: &str = "nginx auth_request, zero-cost auth (1 worker + auth server)";
+const NGINX_FORWARD_AUTH: &str =
+    "nginx auth_request to gatehouse /.gatehouse/auth, signed in (1 worker + gateway)";
 /// Users the loaded sessions belong to: 1, 100 and 1,000 sessions each at
 /// 1k, 100k and 1M sessions.
 const SNAPSHOT_USERS: u64 = 1000;
@@ -659,6 +663,7 @@ fn main() {
     let ticks = clock_ticks();
     let dir = tempfile::tempdir().unwrap();
     let with_nginx = have("nginx");
+    let forward_auth_only = std::env::var("LOAD_ONLY").as_deref() == Ok("forward_auth");
 
     let upstream: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let auth_endpoint: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -710,7 +715,13 @@ fn main() {
         wait_for(addr);
         (process, addr)
     };
-    let (gateway_process, gateway) = start_gateway("memory", "", "", FILE_USERS);
+    // nginx in front asks this gateway's /.gatehouse/auth too
+    let (gateway_process, gateway) = start_gateway(
+        "memory",
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+        "",
+        FILE_USERS,
+    );
     let gateway_pid = gateway_process.0.id();
     let cookie = format!("Cookie: {}", login_cookie(gateway, "bench-password-1"));
     // the same gateway on the Redis store, when redis-server is installed
@@ -795,7 +806,7 @@ fn main() {
         });
     }
 
-    let (proxy, auth_front) = (free_port(), free_port());
+    let (proxy, auth_front, forward_front) = (free_port(), free_port(), free_port());
     let auth_server = with_nginx.then(|| {
         nginx(
             dir.path(),
@@ -811,14 +822,24 @@ fn main() {
             &format!(
                 " upstream app {{ server {upstream}; keepalive 64; }}\n\
                  upstream auth {{ server {auth_endpoint}; keepalive 64; }}\n\
+                 upstream gatehouse {{ server {gateway}; keepalive 64; }}\n\
                  server {{ listen 127.0.0.1:{proxy}; location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n\
                  server {{ listen 127.0.0.1:{auth_front};\n\
                    location / {{ auth_request /_auth; proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n\
-                   location = /_auth {{ internal; proxy_pass http://auth; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass_request_body off; proxy_set_header Content-Length \"\"; }} }}"
+                   location = /_auth {{ internal; proxy_pass http://auth; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass_request_body off; proxy_set_header Content-Length \"\"; }} }}\n\
+                 server {{ listen 127.0.0.1:{forward_front};\n\
+                   location / {{ auth_request /.gatehouse/auth;\n\
+                     auth_request_set $u $upstream_http_x_remote_user; auth_request_set $e $upstream_http_x_remote_email;\n\
+                     auth_request_set $n $upstream_http_x_remote_name; auth_request_set $g $upstream_http_x_remote_groups;\n\
+                     proxy_set_header X-Remote-User $u; proxy_set_header X-Remote-Email $e; proxy_set_header X-Remote-Name $n; proxy_set_header X-Remote-Groups $g;\n\
+                     proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n\
+                   location = /.gatehouse/auth {{ internal; proxy_pass http://gatehouse; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass_request_body off; proxy_set_header Content-Length \"\";\n\
+                     proxy_set_header Host $http_host; proxy_set_header X-Original-URI $request_uri; proxy_set_header X-Original-Method $request_method; }} }}"
             ),
             &[
                 format!("127.0.0.1:{proxy}").parse().unwrap(),
                 format!("127.0.0.1:{auth_front}").parse().unwrap(),
+                format!("127.0.0.1:{forward_front}").parse().unwrap(),
             ],
         )
     });
@@ -837,6 +858,15 @@ fn main() {
             args: Vec::new(),
             pids: vec![*front_worker, *auth_worker],
         });
+        setups.push(Setup {
+            name: NGINX_FORWARD_AUTH,
+            url: format!("http://127.0.0.1:{forward_front}/x"),
+            args: header(&cookie),
+            pids: vec![*front_worker, gateway_pid],
+        });
+    }
+    if forward_auth_only {
+        setups.retain(|s| [NGINX_AUTH, NGINX_FORWARD_AUTH, AUTHED].contains(&s.name));
     }
 
     let mut results = Results::default();
@@ -848,6 +878,9 @@ fn main() {
             let setup = &setups[(i + round) % setups.len()];
             let sample = setup.measure(seconds, connections, ticks);
             results.0.entry(setup.name).or_default().push(sample);
+        }
+        if forward_auth_only {
+            continue;
         }
         // the authenticated path during 200 concurrent wrong-password logins
         let stop = Arc::new(AtomicBool::new(false));
@@ -870,6 +903,25 @@ fn main() {
         }
     );
     println!("| setup | requests/s | range | p50 ms | p99 ms | CPU µs per request |\n|---|---|---|---|---|---|");
+    let rps = |s: &Sample| Some(s.rps);
+    if forward_auth_only {
+        for name in [NGINX_AUTH, NGINX_FORWARD_AUTH, AUTHED] {
+            println!("{}", results.row(name));
+        }
+        println!("\n| ratio (within a round) | median | range | target | |\n|---|---|---|---|---|");
+        let r = &results;
+        let ratio = r.per_round(NGINX_FORWARD_AUTH, NGINX_AUTH, rps);
+        let label = "nginx auth_request: gatehouse /auth / zero-cost endpoint";
+        println!("{}", r.target(label, ratio, 0.80, false));
+        let ratio = r.per_round(NGINX_FORWARD_AUTH, AUTHED, rps);
+        let label = "nginx auth_request to gatehouse / gatehouse proxy mode (no target)";
+        println!(
+            "| {label} | {:.2}x | {} | | |",
+            median(ratio.clone()),
+            range(&ratio)
+        );
+        return;
+    }
     for name in [
         DIRECT,
         BARE,
@@ -879,11 +931,11 @@ fn main() {
         AUTHED_REDIS,
         NGINX_PROXY,
         NGINX_AUTH,
+        NGINX_FORWARD_AUTH,
         FLOODED,
     ] {
         println!("{}", results.row(name));
     }
-    let rps = |s: &Sample| Some(s.rps);
     let p99 = |s: &Sample| Some(s.p99_ms);
     println!("\n| ratio (within a round) | median | range | target | |\n|---|---|---|---|---|");
     let r = &results;
@@ -912,6 +964,12 @@ fn main() {
             AUTHED,
             NGINX_AUTH,
             1.30,
+        ),
+        (
+            "nginx auth_request: gatehouse /auth / zero-cost endpoint",
+            NGINX_FORWARD_AUTH,
+            NGINX_AUTH,
+            0.80,
         ),
     ] {
         println!("{}", r.target(label, r.per_round(a, b, rps), target, false));

@@ -18,10 +18,18 @@ pub enum Outcome {
     NotFound,
     StoreUnavailable,
     UpstreamError,
+    /// `GET {prefix}/auth` (forward auth): how the proxy in front was answered.
+    ForwardAuthAllowed,
+    ForwardAuthLoginRedirect,
+    ForwardAuthUnauthorized,
+    ForwardAuthForbidden,
+    ForwardAuthUntrusted,
+    ForwardAuthBadRequest,
+    ForwardAuthStoreUnavailable,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 9] = [
+    const ALL: [Outcome; 16] = [
         Outcome::Forwarded,
         Outcome::OwnPage,
         Outcome::LoginRedirect,
@@ -31,6 +39,13 @@ impl Outcome {
         Outcome::NotFound,
         Outcome::StoreUnavailable,
         Outcome::UpstreamError,
+        Outcome::ForwardAuthAllowed,
+        Outcome::ForwardAuthLoginRedirect,
+        Outcome::ForwardAuthUnauthorized,
+        Outcome::ForwardAuthForbidden,
+        Outcome::ForwardAuthUntrusted,
+        Outcome::ForwardAuthBadRequest,
+        Outcome::ForwardAuthStoreUnavailable,
     ];
 
     fn label(self) -> &'static str {
@@ -44,6 +59,13 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::StoreUnavailable => "store_unavailable",
             Outcome::UpstreamError => "upstream_error",
+            Outcome::ForwardAuthAllowed => "forward_auth_allowed",
+            Outcome::ForwardAuthLoginRedirect => "forward_auth_login_redirect",
+            Outcome::ForwardAuthUnauthorized => "forward_auth_unauthorized",
+            Outcome::ForwardAuthForbidden => "forward_auth_forbidden",
+            Outcome::ForwardAuthUntrusted => "forward_auth_untrusted",
+            Outcome::ForwardAuthBadRequest => "forward_auth_bad_request",
+            Outcome::ForwardAuthStoreUnavailable => "forward_auth_store_unavailable",
         }
     }
 }

@@ -398,3 +398,95 @@ async fn php_with_the_assertion_ignores_a_header_that_skipped_the_gateway() {
     let j: serde_json::Value = direct.json().await.unwrap();
     assert_eq!(j["identity"], serde_json::Value::Null, "{j}");
 }
+
+// ------------------------------------------- behind Caddy's forward_auth
+
+/// The gateway answering forward auth only (routes without upstream), and
+/// Caddy in front of it and `app` (README's Caddyfile); `None` without Caddy.
+fn behind_caddy(app: SocketAddr) -> Option<(Gateway, common::front::Front)> {
+    let text = "[server]\nlisten = [\"@LISTEN@\"]\nadmin_listen = \"@ADMIN@\"\ngrace_period = \"0s\"\nthreads = 1\n\
+                trusted_proxies = [\"127.0.0.1/32\"]\n\n\
+                [[route]]\npath_prefix = \"/public/\"\naccess = \"public\"\n\n\
+                [[route]]\npath_prefix = \"/\"\naccess = \"login\"\n\n\
+                [users]\nfile = \"users.toml\"\n\n[session]\ncookie_secure = false\n";
+    let gw = Gateway::start(text);
+    let front = common::front::Front::start(common::front::Kind::Caddy, gw.addr, app)?;
+    Some((gw, front))
+}
+
+/// Caddy copies every identity header from the auth answer, empty when
+/// nobody is signed in: the app must read empty as anonymous (and Caddy
+/// 2.6 must never get the chance to send its placeholder text).
+#[tokio::test]
+async fn django_behind_caddy_forward_auth_reads_empty_headers_as_anonymous() {
+    if !django_available() || common::front::find(common::front::Kind::Caddy).is_none() {
+        return;
+    }
+    let addr = free_addr();
+    let _app = django(addr, None);
+    let Some((_gw, front)) = behind_caddy(addr) else {
+        return;
+    };
+    let mut anon = Browser::new(&front.url("/"));
+    let me = anon.get_with("/public/whoami/", &SPOOFED).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["authenticated"], false, "{}", me.body);
+
+    // Empty identity headers sent straight to Django: still nobody.
+    let direct = reqwest::Client::new()
+        .get(format!("http://{addr}/whoami/"))
+        .header("X-Remote-User", "")
+        .header("X-Remote-Groups", "")
+        .send()
+        .await
+        .unwrap();
+    let me: serde_json::Value = direct.json().await.unwrap();
+    assert_eq!(me["authenticated"], false, "{me}");
+
+    let mut alice = Browser::new(&front.url("/"));
+    assert_eq!(
+        alice
+            .login("alice", ALICE_PASSWORD, "/whoami/")
+            .await
+            .status,
+        303
+    );
+    let me = alice.get_with("/whoami/", &SPOOFED).await.json();
+    assert_eq!(me["username"], "alice", "{me}");
+    assert_eq!(me["groups"], serde_json::json!(["admins", "staff"]));
+}
+
+#[tokio::test]
+async fn php_behind_caddy_forward_auth_reads_empty_headers_as_anonymous() {
+    if !available("php", "php", &["-v"])
+        || common::front::find(common::front::Kind::Caddy).is_none()
+    {
+        return;
+    }
+    let addr = free_addr();
+    let _app = php(addr, None);
+    let Some((_gw, front)) = behind_caddy(addr) else {
+        return;
+    };
+    let j = Browser::new(&front.url("/"))
+        .get_with("/public/x", &SPOOFED)
+        .await
+        .json();
+    assert_eq!(j["identity"], serde_json::Value::Null, "{j}");
+
+    let direct = reqwest::Client::new()
+        .get(format!("http://{addr}/x"))
+        .header("X-Remote-User", "")
+        .header("X-Remote-Email", "")
+        .send()
+        .await
+        .unwrap();
+    let j: serde_json::Value = direct.json().await.unwrap();
+    assert_eq!(j["identity"], serde_json::Value::Null, "{j}");
+
+    let mut bob = Browser::new(&front.url("/"));
+    assert_eq!(bob.login("bob", BOB_PASSWORD, "/x").await.status, 303);
+    let j = bob.get_with("/x", &SPOOFED).await.json();
+    assert_eq!(j["identity"]["user"], "bob", "{j}");
+    assert_eq!(j["staff"], false);
+}

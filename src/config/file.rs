@@ -66,7 +66,9 @@ pub struct ScheduleSection {
 pub struct RouteSection {
     pub host: Option<String>,
     pub path_prefix: Option<String>,
-    pub upstream: Upstreams,
+    /// Absent: the route only describes policy for a proxy in front
+    /// (`GET {prefix}/auth`); the gateway itself answers it with 404.
+    pub upstream: Option<Upstreams>,
     pub access: Access,
     pub groups: Option<Vec<String>>,
 }

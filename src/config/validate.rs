@@ -515,12 +515,18 @@ fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route
     };
 
     let addresses = match r.upstream {
-        Upstreams::One(a) => vec![a],
-        Upstreams::Many(list) => list,
+        None => vec![],
+        Some(Upstreams::One(a)) => vec![a],
+        Some(Upstreams::Many(list)) => {
+            if list.is_empty() {
+                sink.push(
+                    &key.key("upstream"),
+                    "expected at least one address (leave `upstream` out for a route that only a proxy in front checks with forward auth)",
+                );
+            }
+            list
+        }
     };
-    if addresses.is_empty() {
-        sink.push(&key.key("upstream"), "expected at least one address");
-    }
     let mut upstreams = Vec::new();
     for (i, a) in addresses.iter().enumerate() {
         let resolved = a.to_socket_addrs().ok().and_then(|mut it| it.next());

@@ -81,6 +81,11 @@ async fn decide(
     // 2. the gateway's own pages
     let prefix = snap.settings.server.prefix.as_str();
     if under_prefix(prefix, &target.path) {
+        if target.path.get(prefix.len()..) == Some("/auth") {
+            return Ok(Some(
+                super::forward_auth::check(shared, snap, session, ctx).await,
+            ));
+        }
         let sub = target.path[prefix.len()..].to_string();
         ctx.target = Some(target);
         ctx.own_page = true;
@@ -99,6 +104,18 @@ async fn decide(
         )));
     };
     ctx.route = Some(index);
+    if route.upstreams.is_empty() {
+        // A route without `upstream` only describes policy for a proxy in
+        // front (forward auth); the gateway has nowhere to send it.
+        return Ok(Some(problem(
+            snap,
+            ctx.page_load,
+            404,
+            "not_found",
+            "Not found",
+            "This address is served by the proxy in front, not by the gateway.",
+        )));
+    }
     let is_logout_path = snap.settings.server.logout_paths.contains(&target.path);
     let rd = target.path_and_query();
     ctx.target = Some(target);

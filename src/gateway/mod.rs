@@ -6,6 +6,7 @@ pub mod app_response;
 pub mod assertion;
 pub mod authenticate;
 pub mod device_label;
+pub mod forward_auth;
 pub mod head_guard;
 pub mod normalize;
 pub mod page_load;
@@ -55,6 +56,9 @@ pub struct RequestCtx {
     pub own_page: bool,
     /// Status of the gateway's own answer, if it gave one.
     pub status: u16,
+    /// How the request ended, when the code that answered it said so
+    /// (forward auth); otherwise worked out from `status`.
+    pub outcome: Option<Outcome>,
     pub started: Instant,
     /// When the request left for the app, and how long its answer took.
     pub upstream_sent: Option<Instant>,
@@ -63,6 +67,9 @@ pub struct RequestCtx {
 
 /// How a request ended, for the requests metric.
 fn outcome(ctx: &RequestCtx) -> Outcome {
+    if let Some(o) = ctx.outcome {
+        return o;
+    }
     if ctx.own_page {
         return Outcome::OwnPage;
     }
@@ -119,6 +126,7 @@ impl ProxyHttp for Gateway {
             page_load: false,
             own_page: false,
             status: 0,
+            outcome: None,
             started: Instant::now(),
             upstream_sent: None,
             upstream_ms: None,

@@ -2,6 +2,8 @@
 //! status, headers, Content-Length, body, and the security headers every own
 //! response carries.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
@@ -20,7 +22,8 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    /// Names are mostly fixed; identity headers come from the config.
+    pub headers: Vec<(Cow<'static, str>, String)>,
     pub body: Bytes,
 }
 
@@ -28,7 +31,7 @@ impl Reply {
     fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
         Reply {
             status,
-            headers: vec![("Content-Type", content_type.to_string())],
+            headers: vec![("Content-Type".into(), content_type.to_string())],
             body: body.into(),
         }
     }
@@ -39,6 +42,17 @@ impl Reply {
 
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
         Self::new(status, "application/json", value.to_string())
+    }
+
+    /// A status and headers, no body (`Content-Length: 0`): nginx reuses
+    /// its connection to the gateway after an `auth_request` answer only
+    /// when there is no body to skip.
+    pub fn empty(status: u16) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
     }
 
     pub fn asset(content_type: &str, body: &'static str) -> Self {
@@ -53,8 +67,8 @@ impl Reply {
 
     /// Adds a header; later ones with the same name are kept too
     /// (several `Set-Cookie`s).
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -70,7 +84,10 @@ impl Reply {
             }
         }
         for (name, value) in &self.headers {
-            h.append_header(*name, value.as_str())?;
+            match name {
+                Cow::Borrowed(n) => h.append_header(*n, value.as_str())?,
+                Cow::Owned(n) => h.append_header(n.clone(), value.as_str())?,
+            };
         }
         h.insert_header("Content-Length", self.body.len().to_string())?;
         Ok(h)

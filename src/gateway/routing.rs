@@ -59,7 +59,11 @@ pub fn describe(routes: &[Route]) -> String {
                 } else {
                     r.groups.join(",")
                 },
-                upstreams.join(","),
+                if upstreams.is_empty() {
+                    "(forward auth only)".into()
+                } else {
+                    upstreams.join(",")
+                },
             ]
         })
         .collect();
@@ -184,8 +188,10 @@ mod tests {
             cells,
             ["*", "/admin/", "login", "staff,ops", "127.0.0.1:8000"]
         );
+        // A route without upstream is only checked for a proxy in front.
+        assert!(lines[2].ends_with("  (forward auth only)"), "{table}");
         let cells: Vec<&str> = lines[2].split_whitespace().collect();
-        assert_eq!(cells, ["*", "/", "public", "-"]);
+        assert_eq!(cells[..4], ["*", "/", "public", "-"]);
     }
 
     fn arb_routes() -> impl Strategy<Value = Vec<Route>> {

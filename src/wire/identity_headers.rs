@@ -116,6 +116,34 @@ pub fn identity_headers<'a>(
     out
 }
 
+/// The identity headers of a forward-auth answer: every configured name,
+/// always, empty when nobody is signed in (or a value cannot be sent). A
+/// proxy copying a header the answer lacks may send the app a placeholder
+/// instead (Caddy 2.6's `copy_headers` sends `{http.reverse_proxy.header.
+/// X-Remote-User}`), which an app would take for a user name.
+pub fn every_identity_header<'a>(
+    identity: Option<&'a Identity>,
+    settings: &'a IdentitySettings,
+) -> [(&'a str, String); 4] {
+    let known = identity
+        .map(|i| identity_headers(i, settings))
+        .unwrap_or_default();
+    let value = |name: &str| {
+        known
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    [
+        &settings.user_header,
+        &settings.email_header,
+        &settings.name_header,
+        &settings.groups_header,
+    ]
+    .map(|name| (name.as_str(), value(name)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +257,36 @@ mod tests {
                 ("X-Remote-User", "alice".to_string()),
                 ("X-Remote-Email", "alice@example.com".to_string()),
                 ("X-Remote-Groups", "staff,admins".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_forward_auth_answer_names_every_header_even_when_empty() {
+        let s = IdentitySettings::defaults();
+        let names = [
+            "X-Remote-User",
+            "X-Remote-Email",
+            "X-Remote-Name",
+            "X-Remote-Groups",
+        ];
+        let anonymous = every_identity_header(None, &s);
+        assert_eq!(anonymous.clone().map(|(n, _)| n), names);
+        assert!(anonymous.iter().all(|(_, v)| v.is_empty()));
+        let bob = Identity {
+            user: "bob".into(),
+            email: None,
+            name: Some("Bob\nEvil".into()),
+            groups: vec!["a".to_string(), "b".to_string()].into(),
+        };
+        let answer = every_identity_header(Some(&bob), &s);
+        assert_eq!(
+            answer.map(|(_, v)| v),
+            [
+                "bob".to_string(),
+                String::new(),
+                String::new(),
+                "a,b".into()
             ]
         );
     }

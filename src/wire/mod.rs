@@ -7,3 +7,4 @@ pub mod cookie;
 pub mod forwarded;
 pub mod framing;
 pub mod identity_headers;
+pub mod original_request;

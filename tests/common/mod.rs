@@ -5,6 +5,7 @@
 
 pub mod app_db;
 pub mod browser;
+pub mod front;
 pub mod php;
 pub mod redis;
 pub mod trickle;
