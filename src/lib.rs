@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod hex;
+pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod session;
