@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod hex;
 pub mod logging;
 pub mod metrics;
+pub mod outage;
 pub mod server;
 pub mod session;
 pub mod ui;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config, raw_request, raw_status, Browser, Gateway, Upstream, ALICE_PASSWORD};
+use common::{config, raw_request, raw_status, signal, Browser, Gateway, Upstream, ALICE_PASSWORD};
 
 const ASSERTION_KEY: &str = "an-assertion-key-of-at-least-32-bytes!!";
 /// A password typed into the user-name box, three times.
@@ -115,4 +115,186 @@ async fn the_documented_setting_lifts_the_cap_and_says_so() {
     // the gateway's own lines stay clean even then
     assert!(!log.contains(ALICE_PASSWORD));
     assert!(!log.contains(&format!("user:{TYPED_PASSWORD}")));
+}
+
+/// Lines at WARN or above in a human-format log, after the start-up ones.
+fn loud_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .skip_while(|l| !l.contains("gatehouse listening on"))
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_one_line_down_and_one_line_back() {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let gw = Gateway::start(&config(addr, ""));
+    let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
+    for i in 0..25 {
+        let r = b.page(&format!("/app/{i}")).await;
+        assert_eq!(r.status, 502, "{}", r.body);
+    }
+    assert_eq!(b.page("/static/x.css").await.status, 502);
+    let _upstream = Upstream::start_on(addr);
+    assert_eq!(b.page("/app/back").await.status, 200);
+    assert_eq!(b.page("/app/again").await.status, 200);
+
+    let log = gw.log();
+    let loud = loud_lines(&log);
+    assert_eq!(loud.len(), 2, "{loud:#?}");
+    assert!(
+        loud[0].contains("ERROR") && loud[0].contains(&format!("upstream {addr} is unreachable")),
+        "{}",
+        loud[0]
+    );
+    assert!(
+        loud[1].contains(&format!("upstream {addr} is back after"))
+            && loud[1].contains("26 requests refused during the outage"),
+        "{}",
+        loud[1]
+    );
+    assert!(!log.contains("Fail to proxy"), "{log}");
+}
+
+/// Waits until `/metrics` reads `needle`.
+async fn metrics_show(gw: &Gateway, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, metrics) = gw.admin("GET", "/metrics", None).await;
+        if metrics.contains(needle) {
+            return metrics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {needle}:\n{metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The loud lines of each outage: up to and including each "is back" line.
+fn per_outage(loud: &[&str]) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::new()];
+    for line in loud {
+        out.last_mut().unwrap().push(line.to_string());
+        if line.contains("event=\"outage_ended\"") {
+            out.push(Vec::new());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_under_load_is_a_few_lines_and_every_refusal_is_counted() {
+    use common::load::{metric_sum, Load, Role};
+    use common::redis::RedisServer;
+    use std::time::Duration;
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::start();
+    let text = config(
+        upstream.addr,
+        &format!(
+            "store = \"redis\"\nredis_url = \"{}\"\nredis_timeout = \"300ms\"\ninvalidate_on_restart = false\n\
+             max_devices = 10\non_device_limit = \"evict_oldest\"\n\n[session.groups.admins]\nmax_devices = 2\n\n\
+             [login]\nfailure_delay = \"0s\"\n",
+            redis.url()
+        ),
+    )
+    .replace("[server]\n", "[server]\nsecret_file = \"secret.key\"\n");
+    let gw = Gateway::start(&text);
+    metrics_show(&gw, "gatehouse_session_cache_following 1").await;
+    let pause = |ms| tokio::time::sleep(Duration::from_millis(ms));
+    let load = Load::start(
+        &gw.url("/"),
+        &[
+            Role::signed_in("bob", common::BOB_PASSWORD),
+            Role::signed_in("bob", common::BOB_PASSWORD),
+            Role::signed_in("dave", common::BOB_PASSWORD),
+            Role::login_churn("alice", ALICE_PASSWORD),
+        ],
+    );
+    pause(1500).await;
+
+    // Frozen: every command times out.
+    signal(redis.pid(), "STOP");
+    pause(800).await;
+    let frozen_login = gw.login_status("bob", common::BOB_PASSWORD).await;
+    pause(1500).await;
+    signal(redis.pid(), "CONT");
+    pause(2000).await;
+
+    // Gone, then back empty on the same port.
+    redis.stop();
+    pause(800).await;
+    let gone_login = gw.login_status("bob", common::BOB_PASSWORD).await;
+    pause(1500).await;
+    redis.restart();
+    metrics_show(&gw, "gatehouse_session_cache_following 1").await;
+    pause(2000).await;
+    let seen = load.finish().await;
+
+    assert_eq!(frozen_login, 503, "a login while Redis is frozen");
+    assert_eq!(gone_login, 503, "a login while Redis is gone");
+    assert!(seen.unexpected.is_empty(), "{:?}", seen.unexpected);
+    assert_eq!(seen.busy, 0, "{seen:?}");
+    assert!(seen.ok > 100, "the load ran: {seen:?}");
+    assert!(seen.store_refused > 10, "both outages refused: {seen:?}");
+
+    // every refused answer counted, the two lone logins included
+    let (_, metrics) = gw.admin("GET", "/metrics", None).await;
+    assert_eq!(
+        metric_sum(&metrics, "gatehouse_store_errors_total"),
+        seen.store_refused + 2,
+        "{seen:?}\n{metrics}"
+    );
+    let refused_logins = seen.store_refused_logins + 2;
+    assert!(
+        metrics.contains(&format!(
+            "gatehouse_store_errors_total{{op=\"login\"}} {refused_logins}\n"
+        )),
+        "{seen:?}\n{metrics}"
+    );
+
+    let log = gw.log();
+    let loud = loud_lines(&log);
+    eprintln!(
+        "clients saw {seen:?}\nlines at WARN and above:\n{}",
+        loud.join("\n")
+    );
+    let outages = per_outage(&loud);
+    assert_eq!(outages.len(), 3, "two outages, then quiet:\n{loud:#?}");
+    assert!(outages[2].is_empty(), "{:#?}", outages[2]);
+    for lines in &outages[..2] {
+        assert!(lines.len() <= 3, "{lines:#?}");
+        assert_eq!(
+            lines.iter().filter(|l| l.contains("ERROR")).count(),
+            1,
+            "{lines:#?}"
+        );
+        let back = lines.last().unwrap();
+        assert!(back.contains(" WARN "), "{back}");
+        let after = back
+            .split("is back after ")
+            .nth(1)
+            .and_then(|rest| rest.split(" s:").next())
+            .and_then(|secs| secs.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no outage length: {back}"));
+        assert!((1.0..10.0).contains(&after), "{back}");
+        assert!(back.contains("login"), "the lone login is covered: {back}");
+    }
+    // the subscription: lost once (Redis killed), and back, said at info
+    assert_eq!(
+        log.matches("lost the Redis subscription").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("the Redis subscription is back")),
+        "{log}"
+    );
 }

@@ -11,9 +11,10 @@ use super::pages::{self, login_required, problem};
 use super::respond::Reply;
 use super::routing::{find_route, under_prefix};
 use super::state::{Shared, Snapshot};
+use super::store_refusal;
 use super::RequestCtx;
 use crate::config::Access;
-use crate::metrics::METRICS;
+use crate::metrics::StoreOp;
 
 /// `Ok(true)` when the gateway answered the request itself.
 pub async fn admit(
@@ -99,13 +100,12 @@ async fn decide(
     {
         Ok(auth) => auth,
         Err(e) => {
-            tracing::error!("{e}");
-            METRICS.store_error();
             // A public page needs no session: serve it, without identity,
-            // and leave the cookie alone.
+            // and leave the cookie alone (nothing was refused).
             if route.access == Access::Public {
                 return Ok(None);
             }
+            store_refusal::count(shared, StoreOp::Request, &e);
             return Ok(Some(problem(
                 snap,
                 ctx.page_load,

@@ -21,9 +21,10 @@ use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::safe_redirect;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
+use crate::gateway::store_refusal;
 use crate::gateway::{client_ip, throttle};
-use crate::metrics::{Login, METRICS};
-use crate::session::store::UserSessions;
+use crate::metrics::{Login, StoreOp, METRICS};
+use crate::session::store::{StoreError, UserSessions};
 use crate::session::{EndReason, SessionKey};
 use crate::ui::{self, Slot};
 
@@ -88,6 +89,13 @@ fn unavailable(snap: &Snapshot) -> Reply {
             "",
         ),
     )
+}
+
+/// The store failed: counted, covered by its outage lines, and answered
+/// with the "unavailable" page.
+fn store_unavailable(shared: &Shared, snap: &Snapshot, e: &StoreError) -> Reply {
+    store_refusal::count(shared, StoreOp::Login, e);
+    unavailable(snap)
 }
 
 /// The login page; `notice` is (css class, sentence).
@@ -196,7 +204,7 @@ async fn attempt(
                     .header("Retry-After", wait.as_secs().max(1).to_string()),
             );
         }
-        Err(_) => return Ok(unavailable(snap)),
+        Err(e) => return Ok(store_unavailable(shared, snap, &e)),
     }
     let user = snap.users.get(username).filter(|u| !u.disabled);
     let stored = user.map(|u| u.password_hash.clone());
@@ -214,8 +222,8 @@ async fn attempt(
         // username box must not end up in the log.
         let known = snap.users.get(username).map(|u| u.username.as_str());
         tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?known.unwrap_or("(unknown user)"), "login failed");
-        if throttle::failed(shared, login, username, ip).await.is_err() {
-            return Ok(unavailable(snap));
+        if let Err(e) = throttle::failed(shared, login, username, ip).await {
+            return Ok(store_unavailable(shared, snap, &e));
         }
         return Ok(login_page(
             shared,
@@ -230,8 +238,9 @@ async fn attempt(
     // A new ID on every login; the session this browser had is ended.
     let cookies = cookie_header(session.req_header());
     if let Some(old) = read_cookie(snap, cookies.as_deref()).and_then(|c| c.key) {
+        // The store's outage lines cover a failure here; the login goes on.
         if let Err(e) = shared.store.remove(&old).await {
-            tracing::warn!("could not end the previous session {old}: {e}");
+            tracing::debug!("could not end the previous session {old}: {e}");
         }
     }
     finish(shared, snap, session, &nonce, user, &rd, None).await
@@ -248,10 +257,7 @@ async fn finish(
     end_first: Option<SessionKey>,
 ) -> pingora::Result<Reply> {
     let live = match sign_in(shared, snap, session, user, end_first).await {
-        Err(e) => {
-            tracing::error!("login of {:?} failed: {e}", user.username);
-            return Ok(unavailable(snap));
-        }
+        Err(e) => return Ok(store_unavailable(shared, snap, &e)),
         Ok(SignIn::Done { set_cookie, .. }) => return Ok(signed_in(rd, set_cookie)),
         Ok(SignIn::Full { live }) => live,
     };
@@ -366,7 +372,7 @@ pub async fn choose(
     {
         Ok(true) => {}
         Ok(false) => return Ok(refused("pending_token_replayed")),
-        Err(_) => return Ok(unavailable(snap)),
+        Err(e) => return Ok(store_unavailable(shared, snap, &e)),
     }
     let user = snap
         .users
