@@ -29,7 +29,7 @@ pub mod upstream_request;
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -198,6 +198,23 @@ impl ProxyHttp for Gateway {
     /// not one Pingora error line per request.
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, e: &pingora::Error) -> bool {
         ctx.upstream.is_some() && upstream_health::unreachable(e)
+    }
+
+    /// A failure on a pooled connection that Pingora retries on a fresh
+    /// one is harmless: the retry's outcome is what matters (logged if it
+    /// fails too). Said at debug instead of Pingora's warning.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        e: &pingora::Error,
+        context: ProxyWarnLogContext,
+    ) -> bool {
+        let retry = matches!(context, ProxyWarnLogContext::UpstreamRetry);
+        if retry {
+            tracing::debug!("upstream connection failed, retrying on a fresh one: {e}");
+        }
+        retry
     }
 
     /// What Pingora's own error lines say about a request: no query
