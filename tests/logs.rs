@@ -298,3 +298,80 @@ async fn a_redis_outage_under_load_is_a_few_lines_and_every_refusal_is_counted()
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_on_every_path_is_counted_under_its_operation() {
+    use common::redis::RedisServer;
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::start();
+    let text = config(
+        upstream.addr,
+        &format!(
+            "store = \"redis\"\nredis_url = \"{}\"\nredis_timeout = \"300ms\"\ninvalidate_on_restart = false\n\n\
+             [login]\nfailure_delay = \"0s\"\n",
+            redis.url()
+        ),
+    )
+    .replace("[server]\n", "[server]\nsecret_file = \"secret.key\"\n");
+    let gw = Gateway::start(&text);
+    let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let logout_token = b.page("/.gatehouse/logout").await.field("csrf_token");
+
+    redis.stop();
+    let answers = [
+        ("request", b.page("/app/").await.status),
+        ("request", b.api("/app/data").await.status),
+        ("login", gw.login_status("bob", common::BOB_PASSWORD).await),
+        ("own_page", b.page("/.gatehouse/devices").await.status),
+        ("own_page", b.api("/.gatehouse/session").await.status),
+        (
+            "logout",
+            b.post_form("/.gatehouse/logout", &[("csrf_token", &logout_token)])
+                .await
+                .status,
+        ),
+        ("admin", gw.admin("GET", "/api/sessions", None).await.0),
+    ];
+    for (op, status) in answers {
+        assert_eq!(status, 503, "{op}");
+    }
+    // probes and public pages refuse nobody
+    assert_eq!(gw.admin("GET", "/ready", None).await.0, 503);
+    assert_eq!(b.page("/static/x.css").await.status, 200);
+
+    let (_, metrics) = gw.admin("GET", "/metrics", None).await;
+    for (op, n) in [
+        ("request", 2),
+        ("login", 1),
+        ("own_page", 2),
+        ("logout", 1),
+        ("admin", 1),
+    ] {
+        let series = format!("gatehouse_store_errors_total{{op=\"{op}\"}} {n}\n");
+        assert!(metrics.contains(&series), "{series}{metrics}");
+    }
+    assert!(
+        metrics.contains("gatehouse_logins_total{result=\"store_unavailable\"} 1\n"),
+        "{metrics}"
+    );
+
+    redis.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.admin("GET", "/ready", None).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let log = gw.log();
+    let outage: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("gatehouse::outage"))
+        .collect();
+    assert_eq!(outage.len(), 2, "{outage:#?}");
+    assert!(
+        outage[1].contains("6 requests and 1 login refused"),
+        "{}",
+        outage[1]
+    );
+}
