@@ -9,7 +9,6 @@
 //! the framework itself, and says so loudly at start. Never logs a secret
 //! of its own.
 
-use tracing::level_filters::LevelFilter;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
@@ -34,6 +33,14 @@ const HARMLESS: &[(&str, &str)] = &[
     (
         "pingora_core::connectors",
         "failed to acquire reusable stream",
+    ),
+    // The client went away (closed or reset its connection) before its
+    // request was read: nothing to answer and nothing wrong here.
+    ("pingora_proxy", "Fail to proxy: Downstream ReadError"),
+    ("pingora_proxy", "Fail to proxy: Downstream WriteError"),
+    (
+        "pingora_proxy",
+        "Fail to proxy: Downstream ConnectionClosed",
     ),
 ];
 
@@ -129,10 +136,6 @@ impl<S: Subscriber> Layer<S> for FrameworkGate {
         let mut message = Message(String::new());
         event.record(&mut message);
         !harmless(meta.target(), &message.0)
-    }
-
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        None
     }
 }
 

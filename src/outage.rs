@@ -113,10 +113,6 @@ impl Outage {
         }
     }
 
-    pub fn backend(&self) -> &str {
-        &self.backend
-    }
-
     /// Whether the backend is failing now (for callers that would log a
     /// failure of their own: the outage's lines already cover it).
     pub fn is_down(&self) -> bool {

@@ -375,3 +375,64 @@ async fn a_store_failure_on_every_path_is_counted_under_its_operation() {
         outage[1]
     );
 }
+
+/// Closes with a reset (SO_LINGER 0), as a client that gives up may.
+fn reset(stream: std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a correctly sized option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    drop(stream);
+}
+
+/// Clients that reset their connection half-way through a request, and
+/// right after sending one: what the gateway logs about them.
+async fn log_of_clients_giving_up(env: &[(&str, &str)]) -> String {
+    use std::io::Write;
+    let upstream = Upstream::start();
+    let gw = Gateway::start_with_env(&config(upstream.addr, ""), &[], env);
+    for i in 0..10 {
+        let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+        s.write_all(format!("GET /static/{i} HTTP/1.1\r\nHost: a\r\nX-Half: ").as_bytes())
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        reset(s);
+        let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
+        s.write_all(format!("GET /static/{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .unwrap();
+        reset(s);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ok = raw_request(
+        gw.addr,
+        "GET /static/after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(raw_status(&ok), 200);
+    gw.log()
+}
+
+#[tokio::test]
+async fn clients_that_give_up_leave_no_error_line() {
+    let log = log_of_clients_giving_up(&[]).await;
+    let loud = loud_lines(&log);
+    assert!(loud.is_empty(), "{loud:#?}");
+    // the control: Pingora does call them errors
+    let log = log_of_clients_giving_up(&[("GATEHOUSE_LOG_UNSAFE", "1")]).await;
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" ERROR ") && l.contains("Fail to proxy: Downstream")),
+        "{log}"
+    );
+}

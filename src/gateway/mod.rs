@@ -195,9 +195,17 @@ impl ProxyHttp for Gateway {
     }
 
     /// An unreachable upstream is one outage, logged by `upstream_health`,
-    /// not one Pingora error line per request.
+    /// not one Pingora error line per request; a client that went away
+    /// mid-request is said at debug (its access line shows status 0).
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, e: &pingora::Error) -> bool {
-        ctx.upstream.is_some() && upstream_health::unreachable(e)
+        if ctx.upstream.is_some() && upstream_health::unreachable(e) {
+            return true;
+        }
+        let client_gone = upstream_error::status_for(e) == 0;
+        if client_gone {
+            tracing::debug!("the client went away: {e}");
+        }
+        client_gone
     }
 
     /// A failure on a pooled connection that Pingora retries on a fresh
