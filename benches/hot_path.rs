@@ -12,9 +12,10 @@ use gatehouse::clock::SystemClock;
 use gatehouse::config::IdentitySettings;
 use gatehouse::gateway::authenticate::authenticate;
 use gatehouse::gateway::state::{Shared, Snapshot};
-use gatehouse::gateway::{cookie, identity_headers, normalize, redirect};
+use gatehouse::gateway::{normalize, redirect};
 use gatehouse::session::store::{DeviceLimit, MemoryStore, SessionStore};
 use gatehouse::session::{SessionId, SessionRecord};
+use gatehouse::wire::{cookie, identity_headers};
 
 const HEADERS: [&str; 12] = [
     "host",
@@ -53,7 +54,7 @@ fn pure(c: &mut Criterion) {
     });
     let header = "csrftoken=abcdefabcdefabcdef; sessionid=0123456789abcdef; gatehouse=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; _ga=GA1.1.1";
     c.bench_function("cookie_find", |b| {
-        b.iter(|| cookie::find(black_box(header), "gatehouse"))
+        b.iter(|| cookie::find(black_box(header.as_bytes()), "gatehouse"))
     });
 }
 
@@ -118,7 +119,7 @@ fn session_check(c: &mut Criterion) {
     let header = format!("sessionid=abc; gatehouse={cookie_value}");
     c.bench_function("authenticate_10k_sessions", |b| {
         b.to_async(&rt).iter(|| async {
-            let auth = authenticate(&shared, &snap, Some(black_box(header.as_str())), true).await;
+            let auth = authenticate(&shared, &snap, Some(black_box(header.as_bytes())), true).await;
             assert!(matches!(
                 auth,
                 Ok(gatehouse::gateway::authenticate::Auth::Valid(_))

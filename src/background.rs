@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use pingora::services::ServiceReadyNotifier;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +47,16 @@ impl Reloader {
 
 #[async_trait]
 impl BackgroundService for Reloader {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+    /// Ready once SIGHUP is handled: the gateway says it is listening only
+    /// then, because until this handler is in place a SIGHUP ends the process.
+    async fn start_with_ready_notifier(
+        &self,
+        mut shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        ready.notify_ready();
+        let mut hup = match hup {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("cannot listen for SIGHUP, reload is disabled: {e}");

@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::auth::{password, User, UserDb};
+use crate::auth::{password, users_file, UserDb};
 use crate::config::*;
 use crate::gateway::state::Snapshot;
+use crate::listeners::{bind_all, OnBound, Wanted};
 use crate::server::{serve, ProcessFlags};
 use crate::ui::{self, Slot};
 
@@ -49,9 +50,14 @@ fn page(http: &ServerSession) -> String {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     let user = get("x-remote-user");
+    // A public route reaches the app without a login: say so, rather than
+    // tell a signed-out visitor the gateway signed them in.
     let greeting = match &user {
-        Some(u) => format!("Hello, {}.", ui::escape(u)),
-        None => "Nobody is signed in on this request.".to_string(),
+        Some(u) => format!(
+            "<p>Hello, {}.</p><p>This app has no login code. The gateway signed you in and tells it who you are in these headers:</p>",
+            ui::escape(u)
+        ),
+        None => "<p>Nobody is signed in on this request.</p><p>This page is on a public route: the gateway lets everyone through, and adds identity headers only for a signed-in visitor. <a href=\"/\">Sign in</a> to see them. The headers this app received:</p>".to_string(),
     };
     let rows: String = req
         .headers
@@ -66,8 +72,7 @@ fn page(http: &ServerSession) -> String {
         })
         .collect();
     let content = format!(
-        "<h1>Demo app</h1><p>{greeting}</p>\
-         <p>This app has no login code. The gateway signed you in and tells it who you are in these headers:</p>\
+        "<h1>Demo app</h1>{greeting}\
          <table>{rows}</table>\
          <p class=\"aside\"><a href=\"/.gatehouse/logout\">Sign out</a> · <a href=\"/public/\">a public page</a></p>"
     );
@@ -127,8 +132,10 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             admin_token: None,
             state_dir: None,
             grace_period: Duration::from_secs(1),
-            upgrade_sock: PathBuf::from("/tmp/gatehouse_demo_upgrade.sock"),
-            pid_file: PathBuf::from("/tmp/gatehouse_demo.pid"),
+            // Per port, so two demos on one machine never share them.
+            upgrade_sock: std::env::temp_dir()
+                .join(format!("gatehouse-demo-{}.upgrade.sock", listen.port())),
+            pid_file: std::env::temp_dir().join(format!("gatehouse-demo-{}.pid", listen.port())),
         },
         routes: vec![route("/public/", Access::Public), route("/", Access::Login)],
         users_file: PathBuf::from("(demo)"),
@@ -166,30 +173,68 @@ fn random_password() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-pub fn run_demo(listen: SocketAddr, app: SocketAddr) -> Result<(), String> {
+/// Where the demo keeps its users file (the password page rewrites it) and
+/// its admin token: one directory per gateway port, owner-only.
+fn demo_dir(listen: SocketAddr) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("gatehouse-demo-{}", listen.port()));
+    let shown = dir.display();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {shown}: {e}"))?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| format!("cannot restrict {shown}: {e}"))?;
+    Ok(dir)
+}
+
+/// A fresh users file holding the demo user with a new password.
+fn write_demo_users(file: &std::path::Path, password: &str) -> Result<UserDb, String> {
+    std::fs::write(
+        file,
+        "# gatehouse demo: the password page rewrites this file\n",
+    )
+    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    users_file::add_user(
+        file,
+        DEMO_USER,
+        &users_file::NewUser {
+            password_hash: password::hash_password(password)?,
+            name: Some("Demo User".into()),
+            email: Some("demo@example.com".into()),
+            groups: vec!["staff".into()],
+        },
+    )
+}
+
+pub fn run_demo(listen: SocketAddr, app: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     let secret = random_password()?;
-    let hash = password::hash_password(&secret)?;
-    let user = User {
-        username: DEMO_USER.into(),
-        password_fingerprint: password::fingerprint(&hash),
-        password_hash: hash,
-        name: Some("Demo User".into()),
-        email: Some("demo@example.com".into()),
-        groups: vec!["staff".to_string()].into(),
-        max_devices: None,
-        disabled: false,
-    };
-    let snapshot = Snapshot::new(demo_settings(listen, app), UserDb::from_users([user]));
-    let banner = format!("gatehouse demo\n  open      http://{listen}/\n  user      {DEMO_USER}\n  password  {secret}\n  (the demo app itself listens on {app}; stop with Ctrl-C)");
+    let dir = demo_dir(listen)?;
+    let users_path = dir.join("users.toml");
+    let users = write_demo_users(&users_path, &secret)?;
+    let token = random_password()? + &random_password()?;
+    let token_path = dir.join("admin.token");
+    crate::atomic_file::replace(&token_path, token.as_bytes())?;
+
+    let mut settings = demo_settings(listen, app);
+    settings.users_file = users_path;
+    settings.server.admin_listen = Some(admin);
+    settings.server.admin_token = Some(token);
+    let snapshot = Snapshot::new(settings, users);
+    let banner = format!(
+        "gatehouse demo\n  open      http://{listen}/\n  user      {DEMO_USER}\n  password  {secret}\n  \
+         sessions  gatehouse sessions list --admin http://{admin} --token-file {}\n  \
+         (the demo app itself listens on {app}; stop with Ctrl-C)",
+        token_path.display()
+    );
     // A closed stdout (the reader went away) must not stop the demo.
     let mut out = std::io::stdout().lock();
     let _ = std::io::Write::write_all(&mut out, format!("{banner}\n").as_bytes());
     let _ = std::io::Write::flush(&mut out);
     drop(out);
     serve(snapshot, ProcessFlags::default(), |server, _shared| {
+        let sockets = bind_all(&[Wanted {
+            addr: app,
+            key: "demo --app-listen",
+        }])?;
         let mut service = Service::new("demo app".to_string(), DemoApp);
         service.add_tcp(&app.to_string());
-        server.add_service(service);
-        Ok(())
+        Ok(vec![server.add_service(OnBound::new(service, sockets))])
     })
 }

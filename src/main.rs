@@ -63,7 +63,11 @@ enum Command {
         config: PathBuf,
     },
     /// Read a password (prompt, or one line of stdin) and print its argon2id hash.
-    HashPassword,
+    HashPassword {
+        /// Warn under this config's login.min_password_length (default: 10).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
     /// Change the users file (atomically, comments and formatting kept).
     Users {
         /// The users file.
@@ -94,6 +98,9 @@ enum Command {
         /// Where the demo app listens.
         #[arg(long, default_value = "127.0.0.1:8081")]
         app_listen: SocketAddr,
+        /// Where the admin API listens (for `gatehouse sessions`).
+        #[arg(long, default_value = "127.0.0.1:9091")]
+        admin_listen: SocketAddr,
     },
 }
 
@@ -279,6 +286,24 @@ fn read_password() -> Result<String, String> {
     Ok(password)
 }
 
+fn hash_password_command(config: Option<&Path>) -> Result<(), String> {
+    let min_length = match config {
+        Some(path) => {
+            gatehouse::config::load(path)
+                .map_err(|e| e.to_string())?
+                .login
+                .min_password_length
+        }
+        None => gatehouse::config::DEFAULT_MIN_PASSWORD_LENGTH,
+    };
+    let password = read_password()?;
+    if let Some(warning) = gatehouse::auth::password::length_warning(&password, min_length) {
+        eprintln!("{warning}");
+    }
+    println!("{}", hash_password(&password)?);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let logging = log_options(&cli);
@@ -307,13 +332,16 @@ fn main() -> ExitCode {
                     snap.settings.routes.len(),
                     snap.users.len()
                 );
+                println!("Routes, most specific first (a request takes the first that matches):");
+                print!(
+                    "{}",
+                    gatehouse::gateway::routing::describe(&snap.settings.routes)
+                );
                 Ok(())
             }
             Err(errors) => Err(errors.to_string()),
         },
-        Command::HashPassword => read_password()
-            .and_then(|p| hash_password(&p))
-            .map(|h| println!("{h}")),
+        Command::HashPassword { config } => hash_password_command(config.as_deref()),
         Command::Users { file, action } => users(&file, action),
         Command::Sessions {
             admin,
@@ -321,9 +349,13 @@ fn main() -> ExitCode {
             json,
             action,
         } => sessions(&admin, token_file, json, action),
-        Command::Demo { listen, app_listen } => {
+        Command::Demo {
+            listen,
+            app_listen,
+            admin_listen,
+        } => {
             gatehouse::logging::init(logging);
-            gatehouse::demo::run_demo(listen, app_listen)
+            gatehouse::demo::run_demo(listen, app_listen, admin_listen)
         }
     };
     match result {

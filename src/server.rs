@@ -7,6 +7,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use pingora::services::ServiceHandle;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::config::StoreKind;
 use crate::config::{self, ConfigErrors};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::Gateway;
+use crate::listeners::{bind_all, Bound, OnBound, Wanted};
 use crate::metrics::{Invalidation, METRICS};
 use crate::session::store::{MemoryStore, RedisOptions, RedisStore, SessionStore};
 use crate::session::EndReason;
@@ -47,8 +49,10 @@ pub fn run(config_path: &Path, flags: ProcessFlags) -> Result<(), String> {
             shared,
             config_path,
         };
-        server.add_service(background_service("reload on SIGHUP", reloader));
-        Ok(())
+        Ok(vec![server.add_service(background_service(
+            "reload on SIGHUP",
+            reloader,
+        ))])
     })
 }
 
@@ -127,16 +131,34 @@ fn restart_invalidation(
 ) -> Result<(), crate::session::store::StoreError> {
     let ended = rt.block_on(store.revoke_all(EndReason::Restart, now))?;
     METRICS.invalidation(Invalidation::Restart);
-    tracing::warn!(target: "gatehouse::audit", event = "restart_invalidation", count = ended, "security: restart invalidation: {ended} sessions ended");
+    // Nothing to end (the usual start of the memory store) is no warning.
+    if ended == 0 {
+        tracing::info!(target: "gatehouse::audit", event = "restart_invalidation", count = ended, "security: restart invalidation: {ended} sessions ended");
+    } else {
+        tracing::warn!(target: "gatehouse::audit", event = "restart_invalidation", count = ended, "security: restart invalidation: {ended} sessions ended");
+    }
     Ok(())
 }
 
+/// Logs that the gateway is listening, once every service it depends on
+/// has started: the listeners serve and SIGHUP reloads (until the reloader
+/// has its handler, a SIGHUP would end the process).
+struct Announce(String);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for Announce {
+    async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
+        tracing::info!("{}", self.0);
+    }
+}
+
 /// Runs the gateway on `snapshot`; `extra` may add services (the demo app,
-/// the reloader). Returns after a graceful stop.
+/// the reloader) and returns those that must have started before the
+/// gateway says it is listening. Returns after a graceful stop.
 pub fn serve(
     snapshot: Snapshot,
     flags: ProcessFlags,
-    extra: impl FnOnce(&mut Server, Arc<Shared>) -> Result<(), String>,
+    extra: impl FnOnce(&mut Server, Arc<Shared>) -> Result<Vec<ServiceHandle>, String>,
 ) -> Result<(), String> {
     let secret = match &snapshot.settings.server.secret_file {
         Some(path) => {
@@ -146,6 +168,32 @@ pub fn serve(
     };
     let listen = snapshot.settings.server.listen.clone();
     let admin_listen = snapshot.settings.server.admin_listen;
+    // Before anything else (a Redis store's restart invalidation signs the
+    // whole fleet out): a second gateway on a port in use must stop here.
+    // A binary upgrade receives the old process's sockets instead.
+    let (proxy_sockets, admin_sockets) = if flags.upgrade {
+        (Bound::default(), Bound::default())
+    } else {
+        let wanted = |key| move |addr| Wanted { addr, key };
+        (
+            bind_all(
+                &listen
+                    .iter()
+                    .copied()
+                    .map(wanted("server.listen"))
+                    .collect::<Vec<_>>(),
+            )?,
+            bind_all(
+                &admin_listen
+                    .map(wanted("server.admin_listen"))
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            )?,
+        )
+    };
+    if flags.test {
+        tracing::info!("the listen and admin addresses can be bound");
+    }
     let admin_token = snapshot.settings.server.admin_token.clone();
     let threads = snapshot.settings.server.threads;
     let grace = snapshot.settings.server.grace_period.as_secs();
@@ -219,7 +267,7 @@ pub fn serve(
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
     }
-    server.add_service(proxy);
+    let mut started = vec![server.add_service(OnBound::new(proxy, proxy_sockets))];
     if let Some(addr) = admin_listen {
         let mut admin = Service::new(
             "admin".to_string(),
@@ -229,7 +277,7 @@ pub fn serve(
             },
         );
         admin.add_tcp(&addr.to_string());
-        server.add_service(admin);
+        started.push(server.add_service(OnBound::new(admin, admin_sockets)));
     }
     server.add_service(background_service(
         "session sweep",
@@ -244,9 +292,8 @@ pub fn serve(
             shared: Arc::clone(&shared),
         },
     ));
-    extra(&mut server, shared)?;
-
-    tracing::info!(
+    started.extend(extra(&mut server, shared)?);
+    let listening = format!(
         "gatehouse listening on {}{}",
         listen
             .iter()
@@ -255,6 +302,9 @@ pub fn serve(
             .join(", "),
         admin_listen.map_or_else(String::new, |a| format!("; admin on {a}"))
     );
+    server
+        .add_service(background_service("announce", Announce(listening)))
+        .add_dependencies(&started);
     let mut phases = server.watch_execution_phase();
     server.run(RunArgs::default());
 

@@ -25,6 +25,55 @@ fn a_valid_config_passes() {
     assert!(out.contains("OK (3 routes, 4 users)"), "{out}");
 }
 
+/// The table an operator reads to see what is public, in the order a
+/// request tries the routes (the most specific first, not the file order).
+#[test]
+fn check_config_prints_the_resolved_route_table() {
+    let text = base().replace(
+        "[[route]]\npath_prefix = \"/static/\"",
+        "[[route]]\nhost = \"Intranet.Example.com\"\npath_prefix = \"/\"\nupstream = \"127.0.0.1:9\"\naccess = \"public\"\n\n[[route]]\npath_prefix = \"/static/\"",
+    );
+    let (code, out, err) = check(&text);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("HOST"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["intranet.example.com", "/", "public", "-", "127.0.0.1:9"],
+            vec!["*", "/static/", "public", "-", "127.0.0.1:9"],
+            vec!["*", "/admin/", "login", "admins", "127.0.0.1:9"],
+            vec!["*", "/", "login", "-", "127.0.0.1:9"],
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn two_routes_for_the_same_host_and_prefix_are_refused_with_both_lines() {
+    let text = format!(
+        "{}\n[[route]]\npath_prefix = \"/static/\"\nupstream = \"127.0.0.1:9\"\naccess = \"login\"\n",
+        base()
+    );
+    let (code, out, err) = check(&text);
+    assert_eq!(code, 1, "{out}");
+    let first = line_of(&text, "[[route]]");
+    let lines: Vec<&str> = text.lines().collect();
+    let second = lines.iter().rposition(|l| l.contains("[[route]]")).unwrap() + 1;
+    assert!(
+        err.contains(&format!("gatehouse.toml:{second}: route[3]: a second route for host (any) and path_prefix \"/static/\"")),
+        "{err}"
+    );
+    assert!(
+        err.contains("route[0] at ") && err.contains(&format!("gatehouse.toml:{first})")),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_shipped_example_config_passes() {
     let out = Command::new(common::binary())
@@ -237,4 +286,107 @@ fn users_commands_edit_the_file_in_place() {
     assert!(std::fs::read_to_string(&path)
         .unwrap()
         .starts_with("# our users\n"));
+}
+
+/// `gatehouse check-config` on a config and a users file of its own.
+fn check_with_users(config_text: &str, users: Option<&str>) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(u) = users {
+        std::fs::write(dir.path().join("users.toml"), u).unwrap();
+    }
+    let path = dir.path().join("gatehouse.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let out = Command::new(common::binary())
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_plain_password_in_the_users_file_says_to_run_hash_password() {
+    let (code, err) = check_with_users(&base(), Some("[alice]\npassword = \"hunter2-secret\"\n"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("users.toml:2: alice.password: expected a password hash, found what looks like a plain password: run `gatehouse hash-password`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2-secret"),
+        "the password is never echoed: {err}"
+    );
+}
+
+#[test]
+fn a_missing_users_file_is_named_at_users_file() {
+    let text = base();
+    let (code, err) = check_with_users(&text, None);
+    assert_eq!(code, 1);
+    let line = line_of(&text, "file = \"users.toml\"");
+    assert!(
+        err.contains(&format!(
+            "gatehouse.toml:{line}: users.file: cannot read the users file "
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("users.toml: No such file or directory"),
+        "{err}"
+    );
+}
+
+fn hash_password(password: &str, args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new(common::binary())
+        .arg("hash-password")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn hash_password_warns_under_the_minimum_length() {
+    let (ok, hash, err) = hash_password("short-pw", &[]);
+    assert!(ok, "{err}");
+    assert!(hash.starts_with("$argon2id$"), "still hashed: {hash}");
+    assert!(
+        err.contains("this password has 8 characters, fewer than login.min_password_length (10)"),
+        "{err}"
+    );
+    let (_, _, err) = hash_password("long-enough-pw", &[]);
+    assert!(err.is_empty(), "{err}");
+
+    // With a config, its own minimum.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("users.toml"), common::users_toml()).unwrap();
+    let path = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &path,
+        format!("{}\n[login]\nmin_password_length = 20\n", base()),
+    )
+    .unwrap();
+    let (ok, _, err) = hash_password("long-enough-pw", &["-c", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("fewer than login.min_password_length (20)"),
+        "{err}"
+    );
 }

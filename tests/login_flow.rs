@@ -443,3 +443,36 @@ async fn the_signed_assertion_verifies_and_cannot_be_spoofed() {
         .headers_like("x-gatehouse-assertion")
         .is_empty());
 }
+
+/// The most specific route wins whatever the file order: a public `/`
+/// listed first does not open `/app`, which needs a login.
+#[tokio::test]
+async fn a_public_root_listed_first_does_not_open_a_login_route() {
+    let upstream = Upstream::start();
+    let text = format!(
+        "[server]\nlisten = [\"@LISTEN@\"]\nadmin_listen = \"@ADMIN@\"\ngrace_period = \"0s\"\nthreads = 1\n\n\
+         [[route]]\npath_prefix = \"/\"\nupstream = \"{0}\"\naccess = \"public\"\n\n\
+         [[route]]\npath_prefix = \"/app\"\nupstream = \"{0}\"\naccess = \"login\"\n\n\
+         [users]\nfile = \"users.toml\"\n\n[session]\ncookie_secure = false\n",
+        upstream.addr
+    );
+    let gw = Gateway::start(&text);
+    let mut b = Browser::new(&gw.url("/"));
+    assert_eq!(
+        b.page("/about").await.status,
+        200,
+        "the public root is public"
+    );
+    let r = b.page("/app/settings").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r
+        .location()
+        .starts_with("/.gatehouse/login?rd=%2Fapp%2Fsettings"));
+    assert_eq!(b.page("/app").await.status, 303);
+    assert_eq!(upstream.count(), 1, "only /about reached the app");
+
+    let r = b.login("alice", ALICE_PASSWORD, "/app/settings").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(b.page("/app/settings").await.status, 200);
+    assert_eq!(upstream.last().header("x-remote-user"), Some("alice"));
+}

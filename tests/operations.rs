@@ -241,3 +241,33 @@ fn log_format_json_writes_one_json_object_per_line() {
     );
     assert_json_lines(&text);
 }
+
+/// Operator messages at start and on reload: an uneventful restart
+/// invalidation is an info line, and a changed failure delay is named.
+#[tokio::test]
+async fn start_and_reload_say_what_happened_at_the_right_level() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(
+        upstream.addr,
+        "\n[login]\nfailure_delay = \"1s\"\n",
+    ));
+    let log = gw.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("security: restart invalidation: 0 sessions ended"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("INFO") && !line.contains("WARN"), "{line}");
+
+    let path = gw.dir().join("gatehouse.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("failure_delay = \"1s\"", "failure_delay = \"3s\""),
+    )
+    .unwrap();
+    let log = gw.reload();
+    assert!(
+        log.contains("config reloaded: login.failure_delay (1s → 3s)"),
+        "{log}"
+    );
+}

@@ -1,4 +1,4 @@
-//! Scheduled invalidation on an injected clock (DESIGN.md §3), through the
+//! Scheduled invalidation on an injected clock (README: Invalidation), through the
 //! same authenticate() the gateway runs per request; and once end to end
 //! with a schedule that fires every second.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -111,7 +111,7 @@ impl World {
     async fn check(&self, cookie: &str, now: Timestamp) -> Option<EndReason> {
         self.clock.set(now);
         let snap = self.shared.snapshot.load_full();
-        match authenticate(&self.shared, &snap, Some(cookie), true)
+        match authenticate(&self.shared, &snap, Some(cookie.as_bytes()), true)
             .await
             .unwrap()
         {

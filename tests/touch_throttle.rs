@@ -148,7 +148,7 @@ async fn writes_for_1000_requests(idle: Duration, step: Duration) -> usize {
     let cookie = format!("gatehouse={}", id.as_cookie_value());
     for n in 0..1000 {
         clock.advance(step);
-        let auth = authenticate(&shared, &snap, Some(&cookie), true)
+        let auth = authenticate(&shared, &snap, Some(cookie.as_bytes()), true)
             .await
             .unwrap();
         assert!(matches!(auth, Auth::Valid(_)), "request {n} was refused");

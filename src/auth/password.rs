@@ -28,9 +28,25 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// What `hash-password` says about a password the password page would
+/// refuse (it still prints the hash: an operator may mean it).
+pub fn length_warning(password: &str, min_length: usize) -> Option<String> {
+    let n = password.chars().count();
+    (n < min_length).then(|| {
+        format!("warning: this password has {n} characters, fewer than login.min_password_length ({min_length}); the password page would refuse it")
+    })
+}
+
 /// Checks that a stored hash is an argon2id PHC string we can verify.
 pub fn check_hash(phc: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(phc).map_err(|e| format!("not a PHC string ({e})"))?;
+    let parsed = PasswordHash::new(phc).map_err(|e| {
+        if phc.starts_with('$') {
+            format!("not a PHC string ({e})")
+        } else {
+            // Never echo it: it is probably somebody's password.
+            "expected a password hash, found what looks like a plain password: run `gatehouse hash-password` and put the hash it prints here".to_string()
+        }
+    })?;
     if parsed.algorithm.as_str() != "argon2id" {
         return Err(format!(
             "expected an argon2id hash from `gatehouse hash-password`, found {}",

@@ -126,6 +126,14 @@ impl<'a> ErrorSink<'a> {
         });
     }
 
+    /// `file:line` of a key, for a message that points at a second place.
+    pub fn locate(&self, path: &KeyPath) -> String {
+        match self.doc.as_ref().and_then(|doc| line_of(doc, path)) {
+            Some(line) => format!("{}:{line}", self.file.display()),
+            None => self.file.display().to_string(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()
     }

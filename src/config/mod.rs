@@ -11,4 +11,4 @@ pub use duration::parse_duration;
 pub use error::{line_at, ConfigError, ConfigErrors, ErrorSink, KeyPath};
 pub use settings::*;
 pub(crate) use validate::deserialize as validate_deserialize;
-pub use validate::{load, parse};
+pub use validate::{load, parse, DEFAULT_MIN_PASSWORD_LENGTH};

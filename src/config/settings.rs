@@ -164,22 +164,22 @@ impl SessionSettings {
     /// `__Host-` cookies must be Secure, so the name follows `cookie_secure`.
     pub fn cookie_name(&self) -> &'static str {
         if self.cookie_secure {
-            "__Host-gatehouse"
+            crate::wire::cookie::SESSION_SECURE
         } else {
-            "gatehouse"
+            crate::wire::cookie::SESSION
         }
     }
 
     /// `Set-Cookie` that makes the browser forget its session cookie.
     pub fn clear_cookie(&self) -> String {
-        crate::gateway::cookie::clear(self.cookie_name(), self.cookie_secure)
+        crate::wire::cookie::clear(self.cookie_name(), self.cookie_secure)
     }
 
     pub fn csrf_cookie_name(&self) -> &'static str {
         if self.cookie_secure {
-            "__Host-gatehouse-csrf"
+            crate::wire::cookie::CSRF_SECURE
         } else {
-            "gatehouse-csrf"
+            crate::wire::cookie::CSRF
         }
     }
 }

@@ -13,6 +13,8 @@ use crate::session::schedule::Schedule;
 use crate::session::store::redis::conn::Target;
 
 const DEFAULT_PREFIX: &str = "/.gatehouse";
+/// `login.min_password_length` when the config does not say.
+pub const DEFAULT_MIN_PASSWORD_LENGTH: usize = 10;
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
@@ -152,7 +154,10 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         sink.push(&login_key.key("failure_delay"), "expected at most \"10s\"");
     }
     let max_failures = model.login.max_failures.unwrap_or(5);
-    let min_password_length = model.login.min_password_length.unwrap_or(10);
+    let min_password_length = model
+        .login
+        .min_password_length
+        .unwrap_or(DEFAULT_MIN_PASSWORD_LENGTH);
     if !(1..=1024).contains(&min_password_length) {
         sink.push(
             &root.key("login").key("min_password_length"),
@@ -160,11 +165,21 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         );
     }
 
+    // Named here, at its key, rather than later by the users file reader,
+    // which knows neither the config file nor the line.
+    let users_file = relative_to(path, &model.users.file);
+    if let Err(e) = std::fs::metadata(&users_file) {
+        sink.push(
+            &root.key("users").key("file"),
+            format!("cannot read the users file {}: {e}", users_file.display()),
+        );
+    }
+
     Settings {
         source: path.to_path_buf(),
         server,
         routes,
-        users_file: relative_to(path, &model.users.file),
+        users_file,
         session,
         schedules,
         identity,
@@ -313,13 +328,14 @@ fn validate_server(
         }
     };
 
-    let upgrade_sock = relative_to(
-        path,
-        s.upgrade_sock
-            .as_deref()
-            .unwrap_or("/tmp/gatehouse_upgrade.sock"),
-    );
-    let pid_file = relative_to(path, s.pid_file.as_deref().unwrap_or("/tmp/gatehouse.pid"));
+    let upgrade_sock = match s.upgrade_sock.as_deref() {
+        Some(p) => relative_to(path, p),
+        None => per_config_path(path, "upgrade.sock"),
+    };
+    let pid_file = match s.pid_file.as_deref() {
+        Some(p) => relative_to(path, p),
+        None => per_config_path(path, "pid"),
+    };
 
     ServerSettings {
         listen,
@@ -337,15 +353,54 @@ fn validate_server(
     }
 }
 
+/// `$TMPDIR/gatehouse-HASH.EXT`, HASH from the config file's absolute path:
+/// two gateways with different configs on one machine never share the file,
+/// and a binary upgrade (the same config, `run -u`) finds the old process's.
+fn per_config_path(config: &Path, ext: &str) -> PathBuf {
+    let absolute = std::fs::canonicalize(config).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(config))
+            .unwrap_or_else(|_| config.to_path_buf())
+    });
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        absolute.as_os_str().as_encoded_bytes(),
+    );
+    let short = crate::hex::encode(digest.as_ref().get(..6).unwrap_or_default());
+    std::env::temp_dir().join(format!("gatehouse-{short}.{ext}"))
+}
+
 fn validate_routes(raw: Vec<RouteSection>, sink: &mut ErrorSink) -> Vec<Route> {
     let key = KeyPath::root().key("route");
     if raw.is_empty() {
         sink.push(&key, "expected at least one [[route]]");
     }
-    raw.into_iter()
+    let mut routes: Vec<Route> = raw
+        .into_iter()
         .enumerate()
         .map(|(i, r)| validate_route(r, &key.index(i), sink))
-        .collect()
+        .collect();
+    // Two routes for the same host and prefix: which one wins would depend
+    // on their order in the file, which no longer decides anything.
+    for (j, later) in routes.iter().enumerate() {
+        let earlier = routes
+            .iter()
+            .take(j)
+            .position(|r| r.host == later.host && r.path_prefix == later.path_prefix);
+        if let Some(i) = earlier {
+            let first = sink.locate(&key.index(i));
+            sink.push(
+                &key.index(j),
+                format!(
+                    "a second route for host {} and path_prefix {:?} (the first is route[{i}] at {first}): remove one, or give them different prefixes",
+                    later.host.as_deref().unwrap_or("(any)"),
+                    later.path_prefix,
+                ),
+            );
+        }
+    }
+    crate::gateway::routing::sort_by_specificity(&mut routes);
+    routes
 }
 
 fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route {
@@ -676,6 +731,19 @@ fn validate_identity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_configs_never_share_the_default_pid_file_or_upgrade_socket() {
+        let a = per_config_path(Path::new("/etc/gatehouse/a.toml"), "pid");
+        let b = per_config_path(Path::new("/etc/gatehouse/b.toml"), "pid");
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            per_config_path(Path::new("/etc/gatehouse/a.toml"), "pid")
+        );
+        let sock = per_config_path(Path::new("/etc/gatehouse/a.toml"), "upgrade.sock");
+        assert_eq!(sock.with_extension("").with_extension("pid"), a);
+    }
 
     proptest::proptest! {
         /// Whatever the text, parsing answers Ok or errors that name the file.

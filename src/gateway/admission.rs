@@ -1,5 +1,6 @@
 //! The request_filter phase: normalise, answer own pages, match a route,
-//! and decide whether the request may go upstream (DESIGN.md §1).
+//! and decide whether the request may go upstream (ARCHITECTURE.md,
+//! "Request flow").
 
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use super::store_refusal;
 use super::RequestCtx;
 use crate::config::Access;
 use crate::metrics::StoreOp;
+use crate::wire::framing;
 
 /// `Ok(true)` when the gateway answered the request itself.
 pub async fn admit(
@@ -48,6 +50,19 @@ async fn decide(
     };
 
     // 1. parse & normalise
+    if let Err(refusal) = framing::check(req) {
+        // The body, if any, is framed in a way that cannot be trusted to
+        // end where the next request begins: finish with this connection.
+        session.set_keepalive(None);
+        return Ok(Some(problem(
+            snap,
+            ctx.page_load,
+            refusal.status(),
+            refusal.code(),
+            "Bad request",
+            refusal.message(),
+        )));
+    }
     let raw_host = req.uri.authority().map(|a| a.as_str()).or_else(|| {
         req.headers
             .get(http::header::HOST)

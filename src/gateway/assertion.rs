@@ -10,8 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::hmac;
 
-use super::identity_headers::Identity;
 use crate::clock::Timestamp;
+use crate::wire::identity_headers::Identity;
 
 pub const LIFETIME_SECS: u64 = 60;
 

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use super::cookie;
-use super::identity_headers::Identity;
 use super::state::{Shared, Snapshot};
 use crate::auth::User;
 use crate::clock::Timestamp;
@@ -12,6 +10,8 @@ use crate::metrics::METRICS;
 use crate::session::policy::{evaluate, UserState};
 use crate::session::store::StoreError;
 use crate::session::{EndReason, SessionId, SessionKey, SessionRecord, Verdict, Watermarks};
+use crate::wire::cookie;
+use crate::wire::identity_headers::Identity;
 
 pub enum Auth {
     /// No session cookie.
@@ -53,15 +53,16 @@ impl Auth {
     }
 }
 
-/// The request's `Cookie` headers as one value.
-pub fn cookie_header(req: &http::request::Parts) -> Option<String> {
-    let values: Vec<&str> = req
+/// The request's `Cookie` lines as one value, bytes as sent: a line that
+/// is not ASCII is read like any other (`cookie` reads it pair by pair).
+pub fn cookie_header(req: &http::request::Parts) -> Option<Vec<u8>> {
+    let lines: Vec<&[u8]> = req
         .headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(http::HeaderValue::as_bytes)
         .collect();
-    (!values.is_empty()).then(|| values.join("; "))
+    (!lines.is_empty()).then(|| lines.join(&b"; "[..]))
 }
 
 /// What the session cookie names: a key (if the value has the shape of
@@ -71,10 +72,14 @@ pub struct CookieSession {
     pub issued: Option<Timestamp>,
 }
 
-/// `None` when the request carries no session cookie at all.
-pub fn read_cookie(snap: &Snapshot, cookies: Option<&str>) -> Option<CookieSession> {
-    let value = cookie::find(cookies?, snap.settings.session.cookie_name())?;
-    Some(match SessionId::parse_cookie(value) {
+/// `None` when the request carries no session cookie at all. Of several
+/// (a stale copy beside the live one), the first with the shape of an ID.
+pub fn read_cookie(snap: &Snapshot, cookies: Option<&[u8]>) -> Option<CookieSession> {
+    let cookies = cookies?;
+    let name = snap.settings.session.cookie_name();
+    cookie::find(cookies, name)?;
+    let parsed = cookie::values(cookies, name).find_map(SessionId::parse_cookie);
+    Some(match parsed {
         Some((id, issued)) => CookieSession {
             key: Some(id.key()),
             issued,
@@ -91,7 +96,7 @@ pub fn read_cookie(snap: &Snapshot, cookies: Option<&str>) -> Option<CookieSessi
 pub async fn authenticate(
     shared: &Shared,
     snap: &Snapshot,
-    cookies: Option<&str>,
+    cookies: Option<&[u8]>,
     touch: bool,
 ) -> Result<Auth, StoreError> {
     let Some(cookie) = read_cookie(snap, cookies) else {
@@ -227,15 +232,16 @@ fn audit_ended(key: &SessionKey, user: &str, reason: EndReason) {
     );
 }
 
-/// Removes a session and writes the audit line.
+/// Ends a session (logout, password change) and writes the audit line.
+/// A tombstone is kept, as for every other end, so a copy of the cookie
+/// replayed afterwards is told `logout` or `password`, not `idle`.
 pub async fn end_session(
     shared: &Shared,
     key: &SessionKey,
     user: &str,
     reason: EndReason,
 ) -> Result<(), StoreError> {
-    if shared.store.remove(key).await?.is_some() {
-        METRICS.session_ended(reason);
+    if end_counted(shared, key, reason).await? {
         audit_ended(key, user, reason);
     }
     Ok(())

@@ -5,10 +5,7 @@ pub mod admission;
 pub mod app_response;
 pub mod assertion;
 pub mod authenticate;
-pub mod cookie;
 pub mod device_label;
-pub mod forwarded;
-pub mod identity_headers;
 pub mod normalize;
 pub mod page_load;
 pub mod pages;
@@ -37,7 +34,8 @@ use std::time::Instant;
 
 use crate::metrics::{Outcome, METRICS};
 use crate::session;
-use identity_headers::Identity;
+use crate::wire::forwarded;
+use crate::wire::identity_headers::Identity;
 use normalize::Target;
 use state::{Shared, Snapshot};
 
@@ -75,7 +73,7 @@ fn outcome(ctx: &RequestCtx) -> Outcome {
         303 => Outcome::LoginRedirect,
         401 => Outcome::Unauthorized,
         403 => Outcome::Forbidden,
-        400 | 413 => Outcome::BadRequest,
+        400 | 413 | 501 => Outcome::BadRequest,
         404 => Outcome::NotFound,
         503 => Outcome::StoreUnavailable,
         502 | 504 => Outcome::UpstreamError,
@@ -100,10 +98,10 @@ pub fn peer_ip(session: &Session) -> Option<IpAddr> {
 
 /// The client address the gateway believes (trusted proxies considered).
 pub fn client_ip(snap: &Snapshot, session: &Session) -> Option<IpAddr> {
-    let xff = upstream_request::joined(&session.req_header().headers, "x-forwarded-for");
+    let xff = upstream_request::forwarded_for(&session.req_header().headers);
     forwarded::client_ip(
         peer_ip(session),
-        xff.as_deref(),
+        &xff,
         &snap.settings.server.trusted_proxies,
     )
 }
@@ -129,6 +127,18 @@ impl ProxyHttp for Gateway {
             upstream_ms: None,
             upstream: None,
         }
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        // Pingora closes a connection whose read buffer already holds the
+        // next request unless told to serve it; RFC 9112 §9.3.2 says a
+        // server answers pipelined requests in order.
+        session.downstream_session.set_pipelining_enabled(true);
+        Ok(())
     }
 
     async fn request_filter(

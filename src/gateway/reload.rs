@@ -58,6 +58,36 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
             b.schedules.len()
         ));
     }
+    let (la, lb) = (&a.login, &b.login);
+    for (name, x, y) in [
+        ("failure_delay", la.failure_delay, lb.failure_delay),
+        ("failure_window", la.failure_window, lb.failure_window),
+        ("ban_time", la.ban_time, lb.ban_time),
+    ] {
+        if x != y {
+            out.push(format!(
+                "login.{name} ({} → {})",
+                humantime::format_duration(x),
+                humantime::format_duration(y)
+            ));
+        }
+    }
+    for (name, x, y) in [
+        (
+            "max_failures",
+            la.max_failures.to_string(),
+            lb.max_failures.to_string(),
+        ),
+        (
+            "min_password_length",
+            la.min_password_length.to_string(),
+            lb.min_password_length.to_string(),
+        ),
+    ] {
+        if x != y {
+            out.push(format!("login.{name} ({x} → {y})"));
+        }
+    }
     if a.server.logout_paths != b.server.logout_paths
         || a.server.trusted_proxies != b.server.trusted_proxies
     {

@@ -5,7 +5,6 @@
 use pingora::proxy::Session;
 use std::sync::Arc;
 
-use super::cookie;
 use super::state::{Shared, Snapshot};
 use super::{client_ip, respond::Reply};
 use crate::auth::User;
@@ -13,6 +12,7 @@ use crate::config::OnDeviceLimit;
 use crate::metrics::{Login, METRICS};
 use crate::session::store::{Admission, DeviceLimit, OnFull, StoreError, UserSessions};
 use crate::session::{Liveness, SessionId, SessionKey, SessionRecord};
+use crate::wire::cookie;
 
 pub enum SignIn {
     /// Signed in: the `Set-Cookie` value for the new session.

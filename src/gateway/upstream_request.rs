@@ -6,9 +6,10 @@
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
-use super::forwarded::{self, forwarded, Inbound};
-use super::identity_headers::{identity_headers, must_strip};
-use super::{cookie, peer_ip, RequestCtx};
+use super::{peer_ip, RequestCtx};
+use crate::wire::cookie;
+use crate::wire::forwarded::{forwarded, Inbound};
+use crate::wire::identity_headers::{identity_headers, must_strip};
 
 pub fn rewrite(
     session: &Session,
@@ -32,19 +33,16 @@ pub fn rewrite(
     // header sent on several lines counts as one comma-separated list.
     let header = |name: &str| joined(&req.headers, name);
     let (xff, proto, fwd_host) = (
-        header("x-forwarded-for"),
+        forwarded_for(&req.headers),
         header("x-forwarded-proto"),
         header("x-forwarded-host"),
     );
     let host = header("host");
-    let peer = peer_ip(session);
-    let trusted = &settings.server.trusted_proxies;
-    let real_ip = forwarded::client_ip(peer, xff.as_deref(), trusted);
     let fwd = forwarded(
-        peer,
-        trusted,
+        peer_ip(session),
+        &settings.server.trusted_proxies,
         &Inbound {
-            xff: xff.as_deref(),
+            xff: &xff,
             proto: proto.as_deref(),
             host: fwd_host.as_deref(),
         },
@@ -62,11 +60,14 @@ pub fn rewrite(
         req.remove_header(&name);
     }
 
-    let cookies = super::authenticate::cookie_header(req);
-    if let Some(all) = cookies {
+    // Every `Cookie` line goes; what is left of them comes back as one,
+    // without any cookie the gateway may have set. A value that cannot be
+    // rebuilt is dropped rather than forwarded as it came.
+    if let Some(all) = super::authenticate::cookie_header(req) {
         req.remove_header(&http::header::COOKIE);
-        let s = &settings.session;
-        if let Some(rest) = cookie::without(&all, &[s.cookie_name(), s.csrf_cookie_name()]) {
+        let rest = cookie::without(&all, &cookie::GATEWAY_COOKIES)
+            .and_then(|rest| http::HeaderValue::from_bytes(&rest).ok());
+        if let Some(rest) = rest {
             req.insert_header(http::header::COOKIE, rest)?;
         }
     }
@@ -91,7 +92,7 @@ pub fn rewrite(
     if let Some(h) = fwd.host {
         req.insert_header("X-Forwarded-Host", h)?;
     }
-    if let Some(ip) = real_ip {
+    if let Some(ip) = fwd.client {
         req.insert_header("X-Real-IP", ip.to_string())?;
     }
     Ok(())
@@ -105,4 +106,16 @@ pub fn joined(headers: &http::HeaderMap, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// Every `X-Forwarded-For` line, joined with `,`, as the bytes arrived: a
+/// line that is not UTF-8 stays in the chain (as a hop nobody can read)
+/// rather than vanishing and letting the walk skip past it.
+pub fn forwarded_for(headers: &http::HeaderMap) -> Vec<u8> {
+    let lines: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(http::HeaderValue::as_bytes)
+        .collect();
+    lines.join(&b","[..])
 }

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod load;
+pub mod php;
 pub mod redis;
 pub mod upstream;
 
@@ -85,6 +86,8 @@ pub struct Gateway {
     flags: Vec<String>,
     /// Environment variables set on top of `RUST_LOG=debug`.
     env: Vec<(String, String)>,
+    /// How many runs have logged "listening" in `gatehouse.log` so far.
+    starts_logged: usize,
 }
 
 impl Gateway {
@@ -154,15 +157,23 @@ impl Gateway {
             dir,
             flags: flags.iter().map(|f| f.to_string()).collect(),
             env,
+            starts_logged: 0,
         };
         gw.wait_ready();
         gw
     }
 
+    /// Waits for one more "listening" line than the runs before logged.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if TcpStream::connect(self.addr).is_ok() && TcpStream::connect(self.admin).is_ok() {
+            // The sockets are bound early; "listening" is logged once every
+            // service (the SIGHUP handler included) has started.
+            if self.log().matches("gatehouse listening on").count() > self.starts_logged
+                && TcpStream::connect(self.addr).is_ok()
+                && TcpStream::connect(self.admin).is_ok()
+            {
+                self.starts_logged += 1;
                 return;
             }
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -230,6 +241,7 @@ impl Gateway {
         signal(self.pid(), "QUIT");
         let _ = self.child.wait();
         self.child = new;
+        self.wait_ready();
     }
 
     pub fn pid(&self) -> u32 {

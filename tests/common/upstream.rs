@@ -85,9 +85,16 @@ impl Upstream {
 fn serve(conn: TcpStream, log: &Mutex<Vec<Recorded>>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut writer = conn;
+    // Heads are read as bytes (a header may hold Latin-1) and kept lossily.
+    let read_line = |reader: &mut BufReader<TcpStream>, line: &mut String| {
+        let mut bytes = Vec::new();
+        let n = reader.read_until(b'\n', &mut bytes).unwrap_or(0);
+        line.push_str(&String::from_utf8_lossy(&bytes));
+        n
+    };
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        if read_line(&mut reader, &mut line) == 0 {
             return;
         }
         let mut parts = line.split_whitespace();
@@ -96,7 +103,7 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Recorded>>) {
         let mut headers = Vec::new();
         loop {
             let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            if read_line(&mut reader, &mut h) == 0 {
                 return;
             }
             let h = h.trim_end_matches(['\r', '\n']);

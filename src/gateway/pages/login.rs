@@ -16,7 +16,6 @@ use crate::auth::verifier::Busy;
 use crate::auth::User;
 use crate::config::OnDeviceLimit;
 use crate::gateway::authenticate::{cookie_header, read_cookie};
-use crate::gateway::cookie;
 use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::safe_redirect;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
@@ -27,6 +26,7 @@ use crate::metrics::{Login, StoreOp, METRICS};
 use crate::session::store::{StoreError, UserSessions};
 use crate::session::{EndReason, SessionKey};
 use crate::ui::{self, Slot};
+use crate::wire::cookie;
 
 const CSRF_PURPOSE: &str = "login";
 const FAILED: &str = "Incorrect username or password.";

@@ -221,6 +221,7 @@ pub(crate) mod conformance {
 
     pub async fn run(make: impl Fn() -> Arc<dyn SessionStore>, cleanup: Cleanup) {
         basics(&*make()).await;
+        tombstones_keep_every_reason(&*make()).await;
         refuse_at_the_limit(&*make()).await;
         evict_least_recent(&*make()).await;
         end_first_makes_room(&*make()).await;
@@ -287,6 +288,39 @@ pub(crate) mod conformance {
             store.get(&b).await.unwrap().unwrap().last_seen,
             Timestamp::from_millis(200)
         );
+    }
+
+    /// Whatever ended a session (logout and password change included), a
+    /// copy of its cookie replayed later is told that reason.
+    async fn tombstones_keep_every_reason(store: &dyn SessionStore) {
+        let keys: Vec<(SessionKey, EndReason)> = EndReason::ALL
+            .iter()
+            .zip(100u8..)
+            .map(|(r, n)| (key(n), *r))
+            .collect();
+        for (k, reason) in &keys {
+            store
+                .insert(*k, record("alice", 10), unlimited())
+                .await
+                .unwrap();
+            assert!(store.end(k, *reason).await.unwrap().is_some());
+            // a parallel request ending it again neither counts nor
+            // rewrites the reason
+            assert_eq!(store.end(k, EndReason::Idle).await.unwrap(), None);
+        }
+        assert!(store.list_user("alice").await.unwrap().is_empty());
+        // a sweep before the records would have idled out keeps them all
+        store
+            .sweep(Timestamp::from_millis(50), &POLICY)
+            .await
+            .unwrap();
+        for (k, reason) in &keys {
+            assert_eq!(store.get(k).await.unwrap().unwrap().ended, Some(*reason));
+            assert_eq!(
+                store.get_fresh(k).await.unwrap().unwrap().ended,
+                Some(*reason)
+            );
+        }
     }
 
     async fn refuse_at_the_limit(store: &dyn SessionStore) {

@@ -1,20 +1,24 @@
 //! The one place that knows identity header names. Inbound copies are
-//! dropped whatever their case and whether they use `_` or `-` (a CGI/WSGI
-//! app reads `X_Remote_User` and `X-Remote-User` as the same variable), then
-//! the gateway's own values are added. Pure.
+//! dropped whatever their case and whatever non-alphanumeric characters
+//! separate their words (CGI, PHP and WSGI turn `-`, `_`, `.`, space and
+//! the rest into the same `_`, so `X.Remote.User` reaches a PHP app as
+//! `HTTP_X_REMOTE_USER`), then the gateway's own values are added. Pure.
 
 use crate::config::IdentitySettings;
 
-/// A byte as CGI-style apps see it in a header name: lower-case, `_` as `-`.
+/// A byte as CGI-style apps see it in a header name: letters lower-case,
+/// digits kept, every other byte the same separator.
 fn fold(b: u8) -> u8 {
-    match b {
-        b'_' => b'-',
-        other => other.to_ascii_lowercase(),
+    if b.is_ascii_alphanumeric() {
+        b.to_ascii_lowercase()
+    } else {
+        b'-'
     }
 }
 
-/// Whether `name` starts with `prefix`, ignoring case and `_`/`-`.
-fn starts_with_folded(name: &str, prefix: &str) -> bool {
+/// Whether `name` starts with `prefix`, ignoring case and reading every
+/// non-alphanumeric byte as the same separator.
+pub fn starts_with_folded(name: &str, prefix: &str) -> bool {
     name.len() >= prefix.len()
         && name
             .bytes()
@@ -22,22 +26,20 @@ fn starts_with_folded(name: &str, prefix: &str) -> bool {
             .all(|(a, b)| fold(a) == fold(b))
 }
 
-fn eq_folded(a: &str, b: &str) -> bool {
+/// Whether two header names are the same variable to a CGI-style app.
+pub fn eq_folded(a: &str, b: &str) -> bool {
     a.len() == b.len() && starts_with_folded(a, b)
 }
 
-/// Headers that tell the app where the request came from or which URL it
-/// is "really" for. The gateway sets the forwarding ones itself (a trusted
-/// proxy's values are merged before stripping); the URL overrides (read by
-/// some PHP frameworks) would let a request checked as one path be served
-/// as another, so they never pass.
-const GATEWAY_OWNED: [&str; 15] = [
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-server",
+/// Headers that tell the app where the request came from, which URL or
+/// method it is "really" for, or who the user is, in the spellings other
+/// stacks trust. The gateway sets the forwarding ones itself (a trusted
+/// proxy's values are merged before stripping); the URL and method
+/// overrides would let a request checked as one thing be served as
+/// another; the identity ones are what Grafana, oauth2-proxy and
+/// friends read. None of them ever passes.
+const GATEWAY_OWNED: [&str; 17] = [
+    "x-forwarded",
     "forwarded",
     "x-real-ip",
     "true-client-ip",
@@ -46,8 +48,20 @@ const GATEWAY_OWNED: [&str; 15] = [
     "x-cluster-client-ip",
     "x-original-url",
     "x-original-uri",
+    "x-original-host",
+    "x-original-method",
     "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-auth-user",
+    "x-user",
 ];
+
+/// Every `X-Forwarded-*` header (`-For`, `-Proto`, `-Host`, `-Uri`,
+/// `-Ssl`, `-Groups`, `-Access-Token`, ...) and Grafana's `X-WEBAUTH-*`
+/// family, whatever the configured prefixes say.
+const GATEWAY_OWNED_PREFIXES: [&str; 2] = ["x-forwarded-", "x-webauth-"];
 
 /// Whether an inbound header must be dropped before the request goes
 /// upstream. Allocation-free: it runs for every header of every request.
@@ -64,6 +78,9 @@ pub fn must_strip(name: &str, settings: &IdentitySettings) -> bool {
             .as_ref()
             .is_some_and(|a| eq_folded(name, &a.header))
         || GATEWAY_OWNED.iter().any(|h| eq_folded(name, h))
+        || GATEWAY_OWNED_PREFIXES
+            .iter()
+            .any(|p| starts_with_folded(name, p))
         || settings
             .strip_prefixes
             .iter()
@@ -103,6 +120,11 @@ pub fn identity_headers<'a>(
 mod tests {
     use super::*;
 
+    /// Header names with every separator a client can put in a token.
+    const SEPARATORS: [char; 15] = [
+        '-', '_', '.', '~', '!', '#', '$', '%', '&', '\'', '*', '+', '^', '`', '|',
+    ];
+
     #[test]
     fn every_spelling_of_an_identity_header_is_stripped() {
         let s = IdentitySettings::defaults();
@@ -111,23 +133,41 @@ mod tests {
             "x-remote-user",
             "X_Remote_User",
             "x_remote_user",
+            "X.Remote.Groups",
+            "X Remote User",
+            "x~remote~email",
             "X-REMOTE-GROUPS",
             "Remote-User",
-            "remote_user",
+            "remote.user",
             "X-Remote-Anything",
             "X-Auth-Request-User",
-            "X-Auth-Request-Email",
+            "X.Auth.Request.Email",
             "X-Forwarded-User",
             "X_Forwarded_Email",
             "X-Forwarded-For",
             "X_Forwarded_For",
             "x-forwarded-host",
             "Forwarded",
+            "X-Forwarded",
             "X-Original-URL",
             "x_rewrite_url",
             "X-Real-IP",
             "X-Forwarded-Prefix",
             "True-Client-IP",
+            "X-Auth-User",
+            "x.user",
+            "X-WEBAUTH-USER",
+            "x_webauth_groups",
+            "X-Forwarded-Preferred-Username",
+            "X-Forwarded-Groups",
+            "X-Forwarded-Access-Token",
+            "X-Forwarded-Uri",
+            "X-Forwarded-Path",
+            "X-Forwarded-Ssl",
+            "X-Forwarded-Scheme",
+            "X-HTTP-Method-Override",
+            "x.http.method",
+            "X-Method-Override",
         ] {
             assert!(must_strip(name, &s), "{name} must be stripped");
         }
@@ -137,9 +177,24 @@ mod tests {
             "X-Request-Id",
             "User-Agent",
             "Authorization",
+            "X-Users",
+            "X-Remote",
+            "XRemote-User",
+            "X-Auth-Token",
         ] {
             assert!(!must_strip(name, &s), "{name} must pass");
         }
+    }
+
+    #[test]
+    fn any_separator_in_a_configured_prefix_matches_any_other() {
+        let mut s = IdentitySettings::defaults();
+        s.strip_prefixes = vec!["App.Auth_".into()];
+        for sep in SEPARATORS {
+            let name = format!("app{sep}AUTH{sep}role");
+            assert!(must_strip(&name, &s), "{name} must be stripped");
+        }
+        assert!(!must_strip("appauth-role", &s));
     }
 
     #[test]
@@ -180,18 +235,32 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn case_and_underscores_never_matter(name in "[A-Za-z_-]{1,20}") {
+        fn case_and_separators_never_matter(
+            words in proptest::collection::vec("[A-Za-z0-9]{1,8}", 1..5),
+            seps in proptest::collection::vec(0..SEPARATORS.len(), 4),
+            flips in proptest::collection::vec(proptest::bool::ANY, 40),
+        ) {
             let s = IdentitySettings::defaults();
-            let flipped: String = name
+            let dashed = words.join("-");
+            let mut odd = String::new();
+            for (i, w) in words.iter().enumerate() {
+                if i > 0 {
+                    odd.push(SEPARATORS[seps[(i - 1) % seps.len()]]);
+                }
+                odd.push_str(w);
+            }
+            let odd: String = odd
                 .chars()
-                .map(|c| match c {
-                    '-' => '_',
-                    '_' => '-',
-                    c if c.is_ascii_lowercase() => c.to_ascii_uppercase(),
-                    c => c.to_ascii_lowercase(),
-                })
+                .zip(flips.iter().cycle())
+                .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
                 .collect();
-            proptest::prop_assert_eq!(must_strip(&name, &s), must_strip(&flipped, &s));
+            proptest::prop_assert_eq!(must_strip(&dashed, &s), must_strip(&odd, &s));
+            for prefix in ["X-Remote", "X-Forwarded", "X-WEBAUTH", "Remote"] {
+                let spoof = format!("{prefix}-{dashed}");
+                let odd_spoof = format!("{}{}{odd}", prefix.replace('-', "."), SEPARATORS[seps[0]]);
+                proptest::prop_assert!(must_strip(&spoof, &s));
+                proptest::prop_assert!(must_strip(&odd_spoof, &s), "{}", odd_spoof);
+            }
         }
     }
 }
