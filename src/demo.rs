@@ -138,7 +138,8 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             pid_file: std::env::temp_dir().join(format!("gatehouse-demo-{}.pid", listen.port())),
         },
         routes: vec![route("/public/", Access::Public), route("/", Access::Login)],
-        users_file: PathBuf::from("(demo)"),
+        users_file: Some(PathBuf::from("(demo)")),
+        users_sql: None,
         session: SessionSettings {
             store: StoreKind::Memory,
             cookie_secure: false,
@@ -161,6 +162,7 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
         },
         ui: UiSettings {
             title: "Sign in to the demo".into(),
+            password_url: None,
         },
     }
 }
@@ -213,7 +215,7 @@ pub fn run_demo(listen: SocketAddr, app: SocketAddr, admin: SocketAddr) -> Resul
     crate::atomic_file::replace(&token_path, token.as_bytes())?;
 
     let mut settings = demo_settings(listen, app);
-    settings.users_file = users_path;
+    settings.users_file = Some(users_path);
     settings.server.admin_listen = Some(admin);
     settings.server.admin_token = Some(token);
     let snapshot = Snapshot::new(settings, users);

@@ -61,6 +61,10 @@ enum Command {
     CheckConfig {
         #[arg(short, long, default_value = "config/gatehouse.toml")]
         config: PathBuf,
+        /// Also connect to the `[users.sql]` database and run its query once
+        /// (with a user name nobody has).
+        #[arg(long)]
+        connect: bool,
     },
     /// Read a password (prompt, or one line of stdin) and print its argon2id hash.
     HashPassword {
@@ -69,6 +73,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Change the users file (atomically, comments and formatting kept).
+    /// Only the file: users from `[users.sql]` are managed in the app.
     Users {
         /// The users file.
         #[arg(short, long, default_value = "config/users.toml", global = true)]
@@ -324,7 +329,12 @@ fn main() -> ExitCode {
                 },
             )
         }
-        Command::CheckConfig { config } => match server::load_snapshot(&config) {
+        Command::CheckConfig { config, connect } => match server::load_snapshot(&config) {
+            Ok(snap) if connect && snap.settings.users_sql.is_some() => {
+                gatehouse::auth::sql::check_connection(&config, &snap.settings)
+                    .map_err(|e| e.to_string())
+                    .map(|()| println!("{}: OK (users database answered)", config.display()))
+            }
             Ok(snap) => {
                 println!(
                     "{}: OK ({} routes, {} users)",

@@ -36,7 +36,10 @@ pub struct ProcessFlags {
 /// Reads and validates the config and the users file it names.
 pub fn load_snapshot(config_path: &Path) -> Result<Snapshot, ConfigErrors> {
     let settings = config::load(config_path)?;
-    let users = UserDb::load(&settings.users_file)?;
+    let users = match &settings.users_file {
+        Some(file) => UserDb::load(file)?,
+        None => UserDb::default(),
+    };
     Ok(Snapshot::new(settings, users))
 }
 

@@ -100,14 +100,22 @@ pub async fn handle(
     match (method, path) {
         ("GET" | "HEAD", "/health") => return text(200, "ok\n"),
         ("GET" | "HEAD", "/ready") => {
+            if let Some(sql) = &shared.sql_users {
+                if let Err(e) = sql.ping().await {
+                    return text(503, &format!("not ready: {e}\n"));
+                }
+            }
             return match shared.store.ping().await {
                 Ok(()) => text(200, "ready\n"),
                 Err(e) => text(503, &format!("not ready: {e}\n")),
-            }
+            };
         }
         ("GET" | "HEAD", "/metrics") => {
             let sessions = shared.store.count().await.ok();
-            let body = METRICS.render(sessions, shared.store.cache_following());
+            let mut body = METRICS.render(sessions, shared.store.cache_following());
+            if let Some(sql) = &shared.sql_users {
+                sql.render_metrics(&mut body);
+            }
             let mut a = text(200, &body);
             a.content_type = "text/plain; version=0.0.4; charset=utf-8";
             return a;

@@ -1,6 +1,8 @@
 //! Users and passwords. No Pingora types here.
 
+pub mod hash;
 pub mod password;
+pub mod sql;
 pub mod users;
 pub mod users_file;
 pub mod verifier;

@@ -1,7 +1,7 @@
 //! Argon2id at OWASP parameters (m=19456 KiB, t=2, p=1), PHC strings, and
 //! the password fingerprint sessions carry. Never logs a password.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::OnceLock;
@@ -69,14 +69,10 @@ pub fn check_hash(phc: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Constant-time verification with the parameters stored in the hash.
-pub fn verify_password(phc: &str, password: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
+/// Constant-time verification with the parameters stored in the hash, in
+/// any format `hash` knows.
+pub fn verify_password(stored: &str, password: &str) -> bool {
+    super::hash::verify(stored, password).is_match()
 }
 
 /// First 8 bytes of SHA-256 of the stored hash.

@@ -9,7 +9,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-use super::password::{dummy_hash, hash_password, verify_password};
+use super::hash::{verify as check, Checked};
+use super::password::{dummy_hash, hash_password};
 use crate::bounded::Place;
 
 /// Attempts waiting for a hashing slot, per slot, before new ones are
@@ -24,11 +25,16 @@ const MIN_QUEUE: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
+/// Users whose hash format was reported as unsupported, so each is
+/// logged once; bounded, as the names come from a database.
+const MAX_REPORTED: usize = 10_000;
+
 #[derive(Clone)]
 pub struct PasswordVerifier {
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
+    reported: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl PasswordVerifier {
@@ -38,23 +44,51 @@ impl PasswordVerifier {
             permits: Arc::new(Semaphore::new(slots)),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting: (slots * QUEUE_PER_SLOT).max(MIN_QUEUE),
+            reported: Default::default(),
         }
     }
 
     /// Verifies against `stored`, or against the dummy hash when there is
     /// no such user, so both cost the same. `Busy` when the queue is full.
     pub async fn verify(&self, stored: Option<String>, password: String) -> Result<bool, Busy> {
+        let stored = stored.map(|h| (String::new(), h));
+        self.verify_user(stored, dummy_hash().to_string(), password)
+            .await
+    }
+
+    /// Verifies `password` against a user's `(name, stored hash)` in any
+    /// format `hash` knows, or against `dummy` (a hash of the same source's
+    /// typical format and cost) when there is no such user. A format that
+    /// cannot be verified is logged once per user, by its name only.
+    pub async fn verify_user(
+        &self,
+        user: Option<(String, String)>,
+        dummy: String,
+        password: String,
+    ) -> Result<bool, Busy> {
         let queued = Place::take(&self.waiting, self.max_waiting).ok_or(Busy)?;
         let Ok(_permit) = self.permits.acquire().await else {
             return Ok(false);
         };
         drop(queued);
-        let real = stored.is_some();
-        let hash = stored.unwrap_or_else(|| dummy_hash().to_string());
-        let ok = off_thread(move || verify_password(&hash, &password))
+        let (name, hash, real) = match user {
+            Some((name, hash)) => (name, hash, true),
+            None => (String::new(), dummy, false),
+        };
+        let checked = off_thread(move || check(&hash, &password))
             .await
-            .unwrap_or(false);
-        Ok(ok && real)
+            .unwrap_or(Checked::Mismatch);
+        if let (Checked::Unsupported(format), true) = (&checked, real) {
+            let mut reported = self.reported.lock();
+            if reported.len() < MAX_REPORTED && reported.insert(name.clone()) {
+                tracing::warn!(
+                    user = ?name,
+                    format = %format,
+                    "cannot verify this user's password hash format; the sign-in is refused"
+                );
+            }
+        }
+        Ok(checked.is_match() && real)
     }
 
     /// Hashes a new password, under the same concurrency cap.

@@ -87,7 +87,20 @@ pub enum Access {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsersSection {
-    pub file: String,
+    pub file: Option<String>,
+    pub sql: Option<SqlSection>,
+}
+
+/// `[users.sql]`: users from the app's own database.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSection {
+    pub url: String,
+    pub preset: Option<String>,
+    pub table: Option<String>,
+    pub query: Option<String>,
+    pub refresh: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,4 +157,5 @@ pub struct LoginSection {
 #[serde(deny_unknown_fields)]
 pub struct UiSection {
     pub title: Option<String>,
+    pub password_url: Option<String>,
 }

@@ -5,6 +5,7 @@ mod duration;
 mod error;
 mod file;
 mod settings;
+mod users;
 mod validate;
 
 pub use duration::parse_duration;

@@ -13,7 +13,9 @@ pub struct Settings {
     pub source: PathBuf,
     pub server: ServerSettings,
     pub routes: Vec<Route>,
-    pub users_file: PathBuf,
+    /// `users.file`; consulted before `users_sql`.
+    pub users_file: Option<PathBuf>,
+    pub users_sql: Option<SqlSettings>,
     pub session: SessionSettings,
     /// `[[invalidation.schedule]]` entries.
     pub schedules: Vec<std::sync::Arc<crate::session::schedule::Schedule>>,
@@ -158,6 +160,9 @@ pub struct LoginSettings {
 #[derive(Debug, Clone)]
 pub struct UiSettings {
     pub title: String,
+    /// The app's own password page, linked instead of the gateway's when
+    /// the app owns the passwords (`[users.sql]`).
+    pub password_url: Option<String>,
 }
 
 impl SessionSettings {
@@ -202,5 +207,29 @@ impl IdentitySettings {
             .to_vec(),
             assertion: None,
         }
+    }
+}
+
+/// `[users.sql]`, validated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SqlSettings {
+    /// May hold a database password: never printed (see `Debug`).
+    pub url: String,
+    pub dialect: crate::auth::sql::Dialect,
+    pub source: crate::auth::sql::Source,
+    /// A signed-in user's record is re-read at most this often.
+    pub refresh: Duration,
+    /// Every query (and waiting for a connection) gives up after this long.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SqlSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlSettings")
+            .field("dialect", &self.dialect)
+            .field("source", &self.source)
+            .field("refresh", &self.refresh)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }

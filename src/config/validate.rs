@@ -165,13 +165,18 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         );
     }
 
-    // Named here, at its key, rather than later by the users file reader,
-    // which knows neither the config file nor the line.
-    let users_file = relative_to(path, &model.users.file);
-    if let Err(e) = std::fs::metadata(&users_file) {
+    let (users_file, users_sql) =
+        super::users::validate_users(path, model.users, &root.key("users"), sink);
+    let password_url = model.ui.password_url;
+    if password_url.as_deref().is_some_and(|u| {
+        !(u.starts_with("https://")
+            || u.starts_with("http://")
+            || (u.starts_with('/') && !u.starts_with("//")))
+            || u.chars().any(|c| c.is_control() || c.is_whitespace())
+    }) {
         sink.push(
-            &root.key("users").key("file"),
-            format!("cannot read the users file {}: {e}", users_file.display()),
+            &root.key("ui").key("password_url"),
+            "expected an http(s) URL or a path starting with `/`",
         );
     }
 
@@ -180,6 +185,7 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         server,
         routes,
         users_file,
+        users_sql,
         session,
         schedules,
         identity,
@@ -193,6 +199,7 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
         },
         ui: UiSettings {
             title: model.ui.title.unwrap_or_else(|| "Sign in".into()),
+            password_url,
         },
     }
 }
@@ -481,7 +488,7 @@ fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route
 
 /// A duration key, or `default_secs` when absent (or, with an error,
 /// unreadable).
-fn duration_or(
+pub(super) fn duration_or(
     sink: &mut ErrorSink,
     key: &KeyPath,
     value: Option<String>,

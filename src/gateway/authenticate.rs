@@ -110,7 +110,11 @@ pub async fn authenticate(
     let Some(mut record) = shared.store.get(&key).await? else {
         return Ok(unknown(shared, snap, global, cookie.issued, now));
     };
-    let mut verdict = judge(snap, &record, global, now);
+    let user = shared
+        .user_for_session(snap, &record.user)
+        .await
+        .map_err(|e| StoreError(e.to_string()))?;
+    let mut verdict = judge(snap, &record, user.as_ref(), global, now);
     // A cached copy may be a little behind (another instance's touch):
     // before ending a session on its word, read the record itself.
     if verdict.is_err() && record.ended.is_none() {
@@ -118,7 +122,7 @@ pub async fn authenticate(
             return Ok(unknown(shared, snap, global, cookie.issued, now));
         };
         record = fresh;
-        verdict = judge(snap, &record, global, now);
+        verdict = judge(snap, &record, user.as_ref(), global, now);
     }
     match verdict {
         Ok((user, due)) => {
@@ -143,12 +147,13 @@ pub async fn authenticate(
 /// The policy's verdict on a record, under the user's current state: the
 /// session's user and whether a touch is due, or why the session is over.
 fn judge<'a>(
-    snap: &'a Snapshot,
+    snap: &Snapshot,
     record: &SessionRecord,
+    user: Option<&'a Arc<User>>,
     global: Watermarks,
     now: Timestamp,
 ) -> Result<(&'a Arc<User>, bool), EndReason> {
-    let Some(user) = snap.users.get(&record.user) else {
+    let Some(user) = user else {
         return Err(record.ended.unwrap_or(EndReason::Revoked));
     };
     let state = if user.disabled {
@@ -159,7 +164,7 @@ fn judge<'a>(
         }
     };
     let marks = snap.marks_for(global, &user.groups, now);
-    let policy = snap.limits(&record.user).policy;
+    let policy = snap.limits(user).policy;
     match evaluate(record, state, &policy, &marks, now) {
         Verdict::Valid { touch } => Ok((user, touch)),
         Verdict::Ended(reason) => Err(reason),

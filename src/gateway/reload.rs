@@ -113,6 +113,9 @@ pub fn needs_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
     if a.server.listen != b.server.listen {
         out.push("server.listen");
     }
+    if a.users_sql != b.users_sql {
+        out.push("users.sql");
+    }
     if a.server.threads != b.server.threads {
         out.push("server.threads");
     }

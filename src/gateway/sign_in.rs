@@ -46,7 +46,7 @@ pub async fn sign_in(
         .map_err(|_| StoreError("no randomness available for a session ID".into()))?;
     let key = id.key();
     let now = shared.clock.now();
-    let limits = snap.limits(&user.username);
+    let limits = snap.limits(user);
     let record = SessionRecord {
         user: user.username.clone(),
         created_at: now,

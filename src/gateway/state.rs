@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::signing::Signer;
-use crate::auth::{PasswordVerifier, UserDb};
+use crate::auth::sql::{SqlUsers, Unavailable};
+use crate::auth::{PasswordVerifier, User, UserDb};
 use crate::clock::{Clock, Timestamp};
 use crate::config::Settings;
 use crate::session::policy::limits_for;
@@ -46,9 +47,14 @@ impl Snapshot {
         }
     }
 
-    /// The limits of a user; the general ones for a user not in the file.
-    pub fn limits(&self, user: &str) -> UserLimits {
-        self.limits.get(user).copied().unwrap_or(self.general)
+    /// The limits of a user: worked out at load for the file's users, on
+    /// the spot for the app database's.
+    pub fn limits(&self, user: &User) -> UserLimits {
+        match self.limits.get(&user.username) {
+            Some(l) => *l,
+            None if user.groups.is_empty() && user.max_devices.is_none() => self.general,
+            None => limits_for(&self.settings.session, &user.groups, user.max_devices),
+        }
     }
 
     /// The global watermarks plus the schedules that apply to `groups`.
@@ -71,6 +77,8 @@ pub struct Shared {
     pub store: Arc<dyn SessionStore>,
     pub clock: Arc<dyn Clock>,
     pub verifier: PasswordVerifier,
+    /// `[users.sql]`: users from the app's database, after the file's.
+    pub sql_users: Option<Arc<SqlUsers>>,
     pub signer: Signer,
     pub rng: SystemRandom,
     /// When this process started: cookies issued before it whose session is
@@ -107,7 +115,12 @@ impl Shared {
                 s
             }
         };
+        let sql_users = match &snapshot.settings.users_sql {
+            Some(s) => Some(SqlUsers::new(s, Arc::clone(&clock))?),
+            None => None,
+        };
         Ok(Shared {
+            sql_users,
             verifier: PasswordVerifier::new(snapshot.settings.login.max_concurrent_hashes),
             started_at: clock.now(),
             sessions_restored: false,
@@ -129,6 +142,51 @@ impl Shared {
         let current = self.snapshot.load_full();
         self.snapshot
             .store(Arc::new(Snapshot::new(current.settings.clone(), users)));
+    }
+
+    /// At sign-in: the users file's user of that name, else the app
+    /// database's (read now).
+    pub async fn user_for_sign_in(
+        &self,
+        snap: &Snapshot,
+        name: &str,
+    ) -> Result<Option<Arc<User>>, Unavailable> {
+        match (snap.users.get(name), &self.sql_users) {
+            (Some(u), _) => Ok(Some(Arc::clone(u))),
+            (None, Some(sql)) => sql.sign_in_lookup(name).await,
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// For a signed-in user's request: the file's user, else the app
+    /// database's record as last read (re-read in the background).
+    pub async fn user_for_session(
+        &self,
+        snap: &Snapshot,
+        name: &str,
+    ) -> Result<Option<Arc<User>>, Unavailable> {
+        match (snap.users.get(name), &self.sql_users) {
+            (Some(u), _) => Ok(Some(Arc::clone(u))),
+            (None, Some(sql)) => sql.session_lookup(name).await,
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Verifies a sign-in: against the user's hash, or for an unknown user
+    /// against a dummy of the same source's format and cost.
+    pub async fn verify_password(
+        &self,
+        user: Option<&User>,
+        password: &str,
+    ) -> Result<bool, crate::auth::verifier::Busy> {
+        let dummy = match &self.sql_users {
+            Some(sql) => sql.dummy_hash(),
+            None => crate::auth::password::dummy_hash().to_string(),
+        };
+        let stored = user.map(|u| (u.username.clone(), u.password_hash.clone()));
+        self.verifier
+            .verify_user(stored, dummy, password.to_string())
+            .await
     }
 
     /// Round-robin position for routes with several upstreams.

@@ -3,6 +3,7 @@
 //! browser-like client that keeps cookies.
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod app_db;
 pub mod browser;
 pub mod load;
 pub mod php;

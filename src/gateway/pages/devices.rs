@@ -182,7 +182,7 @@ pub async fn status(shared: &Shared, snap: &Snapshot, session: &Session) -> Repl
         Err(reply) => return reply,
     };
     let now = shared.clock.now();
-    let policy = snap.limits(&authed.user.username).policy;
+    let policy = snap.limits(&authed.user).policy;
     let rec = &authed.record;
     let left = |limit: std::time::Duration, since: Timestamp| {
         limit.saturating_sub(now.since(since)).as_secs()

@@ -206,11 +206,16 @@ async fn attempt(
         }
         Err(e) => return Ok(store_unavailable(shared, snap, &e)),
     }
-    let user = snap.users.get(username).filter(|u| !u.disabled);
-    let stored = user.map(|u| u.password_hash.clone());
+    let found = match shared.user_for_sign_in(snap, username).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!("sign-in refused: {e}");
+            return Ok(unavailable(snap));
+        }
+    };
+    let user = found.as_ref().filter(|u| !u.disabled);
     let ok = match shared
-        .verifier
-        .verify(stored, field("password").to_string())
+        .verify_password(user.map(|u| &**u), field("password"))
         .await
     {
         Ok(ok) => ok,
@@ -220,7 +225,7 @@ async fn attempt(
         METRICS.login(Login::Failed);
         // Only names of real users are logged: a password typed into the
         // username box must not end up in the log.
-        let known = snap.users.get(username).map(|u| u.username.as_str());
+        let known = found.as_ref().map(|u| u.username.as_str());
         tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?known.unwrap_or("(unknown user)"), "login failed");
         if let Err(e) = throttle::failed(shared, login, username, ip).await {
             return Ok(store_unavailable(shared, snap, &e));
@@ -374,9 +379,12 @@ pub async fn choose(
         Ok(false) => return Ok(refused("pending_token_replayed")),
         Err(e) => return Ok(store_unavailable(shared, snap, &e)),
     }
-    let user = snap
-        .users
-        .get(&pending.user)
+    let found = match shared.user_for_sign_in(snap, &pending.user).await {
+        Ok(found) => found,
+        Err(_) => return Ok(unavailable(snap)),
+    };
+    let user = found
+        .as_ref()
         .filter(|u| !u.disabled && u.password_fingerprint == pending.password_fingerprint);
     let Some(user) = user else {
         return Ok(refused("user_changed"));

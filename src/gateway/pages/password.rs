@@ -41,7 +41,28 @@ fn form(
     Reply::html(status, ui::page("Change password", prefix, &content))
 }
 
+/// With `[users.sql]` the app owns passwords: its own page, if
+/// `ui.password_url` names it, else a page saying so.
+fn owned_by_the_app(shared: &Shared, snap: &Snapshot) -> Option<Reply> {
+    shared.sql_users.as_ref()?;
+    Some(match &snap.settings.ui.password_url {
+        Some(url) => Reply::see_other(url.clone()),
+        None => Reply::html(
+            404,
+            message_page(
+                snap,
+                "Change your password in the app",
+                "Passwords are changed in the application itself, not here.",
+                "",
+            ),
+        ),
+    })
+}
+
 pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
+    if let Some(reply) = owned_by_the_app(shared, snap) {
+        return reply;
+    }
     match require_session(shared, snap, session, "/password").await {
         Ok(authed) => form(shared, snap, &authed, None, 200),
         Err(reply) => reply,
@@ -53,6 +74,9 @@ pub async fn submit(
     snap: &Snapshot,
     session: &mut Session,
 ) -> pingora::Result<Reply> {
+    if let Some(reply) = owned_by_the_app(shared, snap) {
+        return Ok(reply);
+    }
     let posted = match read_form(snap, session).await? {
         Ok(posted) => posted,
         Err(reply) => return Ok(reply),
@@ -110,7 +134,9 @@ pub async fn submit(
     let username = authed.user.username.clone();
     {
         let _writing = shared.users_file_lock.lock().await;
-        let path = snap.settings.users_file.clone();
+        let Some(path) = snap.settings.users_file.clone() else {
+            return Ok(not_saved(snap, "there is no users file"));
+        };
         let (user, h) = (username.clone(), hash.clone());
         let written =
             tokio::task::spawn_blocking(move || users_file::set_password(&path, &user, &h))
