@@ -1,6 +1,6 @@
 //! Outages as events, not per-request lines. One `Outage` watches one
-//! backend ("redis store redis://…", "upstream 127.0.0.1:8000", later the
-//! SQL users database): the first failure writes one ERROR naming the
+//! backend ("redis store redis://…", "users database postgres://…",
+//! "upstream 127.0.0.1:8000"): the first failure writes one ERROR naming the
 //! backend and the cause; later failures are counted, and mentioned again
 //! at most once every `REMIND_EVERY`; the first success after them writes
 //! one WARN with the outage's length and what was refused meanwhile.

@@ -17,9 +17,20 @@ pub fn count(shared: &Shared, op: StoreOp, e: &StoreError) {
     } else {
         Refused::Request
     };
-    match shared.store.outage() {
-        Some(outage) => outage.refused(what, e),
+    // The backend that failed has just said so: a session's user read
+    // from the app's database (first request of a session this process
+    // never saw) fails like the store does.
+    let users_db = shared
+        .sql_users
+        .as_ref()
+        .map(|sql| sql.outage())
+        .filter(|o| o.is_down());
+    let store = shared.store.outage();
+    match (store, users_db) {
+        (Some(o), _) if o.is_down() => o.refused(what, e),
+        (_, Some(o)) => o.refused(what, e),
+        (Some(o), None) => o.refused(what, e),
         // An in-process store fails only on a bug: each time is worth a line.
-        None => tracing::error!("session store failed: {e}"),
+        (None, None) => tracing::error!("session store failed: {e}"),
     }
 }

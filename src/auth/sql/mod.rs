@@ -14,13 +14,14 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::User;
 use crate::clock::{Clock, Timestamp};
 use crate::config::SqlSettings;
+use crate::outage::Outage;
 use crate::session::store::redis::conn::IoRuntime;
 pub use query::{Dialect, Source};
 
@@ -64,7 +65,9 @@ pub struct SqlUsers {
     refresh: Duration,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<String, Entry>>,
-    down: AtomicBool,
+    /// Hears every query: one line when the database goes away, one (with
+    /// what was refused) when it is back.
+    outage: Outage,
     queries_ok: AtomicU64,
     queries_failed: AtomicU64,
     /// A real hash last read: unknown users are verified against it.
@@ -96,7 +99,10 @@ impl SqlUsers {
             refresh: settings.refresh,
             clock,
             cache: Mutex::new(HashMap::new()),
-            down: AtomicBool::new(false),
+            outage: Outage::new(
+                format!("users database {}", describe(&settings.url)),
+                settings.timeout + Duration::from_millis(100),
+            ),
             queries_ok: AtomicU64::new(0),
             queries_failed: AtomicU64::new(0),
             seen_hash: Mutex::new(None),
@@ -253,22 +259,18 @@ impl SqlUsers {
         self.health(outcome.as_ref().err());
     }
 
-    /// One line when the database goes away, one when it is back.
+    /// Tells the outage how a query went; while it lasts, sign-ins answer
+    /// "unavailable" and signed-in users go on with the records last read.
     fn health(&self, failure: Option<&Unavailable>) {
         match failure {
-            Some(e) => {
-                if !self.down.swap(true, Ordering::Relaxed) {
-                    tracing::error!(
-                        "{e}: sign-ins answer \"unavailable\", signed-in users go on with the records last read"
-                    );
-                }
-            }
-            None => {
-                if self.down.swap(false, Ordering::Relaxed) {
-                    tracing::info!("users database reachable again");
-                }
-            }
+            Some(e) => self.outage.failed(&e.0),
+            None => self.outage.succeeded(),
         }
+    }
+
+    /// The database's outage, if any: refused sign-ins are counted in it.
+    pub fn outage(&self) -> &Outage {
+        &self.outage
     }
 
     /// The Prometheus lines of this backend.
@@ -284,7 +286,7 @@ impl SqlUsers {
              gatehouse_users_sql_up {}",
             self.queries_ok.load(Ordering::Relaxed),
             self.queries_failed.load(Ordering::Relaxed),
-            u8::from(!self.down.load(Ordering::Relaxed)),
+            u8::from(!self.outage.is_down()),
         );
     }
 }
@@ -296,6 +298,18 @@ impl Entry {
             read_at: now,
             refreshing: false,
         }
+    }
+}
+
+/// The URL for the log: no credentials, no query string.
+fn describe(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{rest}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -339,4 +353,27 @@ pub fn check_connection(
         );
         ConfigErrors(sink.errors)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn the_logged_url_holds_no_credentials() {
+        assert_eq!(
+            describe(
+                "postgres://gatehouse_ro:s3cret@127.0.0.1:5432/app?sslmode=require&password=x"
+            ),
+            "postgres://127.0.0.1:5432/app"
+        );
+        assert_eq!(
+            describe("mysql://root@localhost/app"),
+            "mysql://localhost/app"
+        );
+        assert_eq!(
+            describe("sqlite:///var/lib/app/db.sqlite3"),
+            "sqlite:///var/lib/app/db.sqlite3"
+        );
+    }
 }

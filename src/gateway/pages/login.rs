@@ -23,6 +23,7 @@ use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::store_refusal;
 use crate::gateway::{client_ip, throttle};
 use crate::metrics::{Login, StoreOp, METRICS};
+use crate::outage::Refused;
 use crate::session::store::{StoreError, UserSessions};
 use crate::session::{EndReason, SessionKey};
 use crate::ui::{self, Slot};
@@ -208,8 +209,11 @@ async fn attempt(
     }
     let found = match shared.user_for_sign_in(snap, username).await {
         Ok(found) => found,
+        // Covered by the database's outage lines, not a line per sign-in.
         Err(e) => {
-            tracing::warn!("sign-in refused: {e}");
+            if let Some(sql) = &shared.sql_users {
+                sql.outage().refused(Refused::Login, &e.0);
+            }
             return Ok(unavailable(snap));
         }
     };
