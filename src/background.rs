@@ -167,3 +167,31 @@ impl BackgroundService for ScheduleWatch {
         }
     }
 }
+
+/// Hands memory freed after a burst (a flood of connections that went away)
+/// back to the OS. mimalloc returns freed pages only after a delay (1 s),
+/// and only when some thread later calls into it; the worker threads of a
+/// gateway that has gone quiet never do, so the pages stayed resident. This
+/// tick is that call. It is cheap when nothing is due.
+pub struct MemoryRelease {
+    pub every: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for MemoryRelease {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(self.every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    // SAFETY: no arguments beyond a flag and no state of
+                    // ours; mimalloc may be called from any thread. When
+                    // mimalloc is not the allocator (library tests) it has
+                    // nothing to release.
+                    unsafe { libmimalloc_sys::mi_collect(false) };
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

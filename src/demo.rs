@@ -130,6 +130,9 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             logout_paths: vec![],
             admin_listen: None,
             admin_token: None,
+            admin_hosts: vec![],
+            admin_allow_unauthenticated: false,
+            client_limits: ClientLimits::default(),
             state_dir: None,
             grace_period: Duration::from_secs(1),
             // Per port, so two demos on one machine never share them.

@@ -83,12 +83,18 @@ enum Command {
     },
     /// List and revoke sessions through the admin API.
     Sessions {
-        /// The admin API.
-        #[arg(long, default_value = "http://127.0.0.1:9091", global = true)]
-        admin: String,
-        /// A file holding the admin bearer token (or set GATEHOUSE_ADMIN_TOKEN).
+        /// The admin API [default: the config's server.admin_listen, else
+        /// http://127.0.0.1:9091].
+        #[arg(long, global = true)]
+        admin: Option<String>,
+        /// A file holding the admin bearer token (or set
+        /// GATEHOUSE_ADMIN_TOKEN; default: the config's server.admin_token_file).
         #[arg(long, global = true)]
         token_file: Option<PathBuf>,
+        /// The gateway's configuration file: where its admin API listens and
+        /// the token it wants.
+        #[arg(short, long, global = true)]
+        config: Option<PathBuf>,
         /// Print the API's JSON instead of a table.
         #[arg(long, global = true)]
         json: bool,
@@ -158,12 +164,24 @@ enum SessionsAction {
 }
 
 fn sessions(
-    admin: &str,
+    admin: Option<String>,
     token_file: Option<PathBuf>,
+    config: Option<PathBuf>,
     json: bool,
     action: SessionsAction,
 ) -> Result<(), String> {
-    use gatehouse::admin::client::call;
+    use gatehouse::admin::client::{call, from_config};
+    let (config_admin, config_token) = match config {
+        Some(path) => {
+            let (base, token) = from_config(&path)?;
+            (Some(base), token)
+        }
+        None => (None, None),
+    };
+    let admin = admin
+        .or(config_admin)
+        .unwrap_or_else(|| "http://127.0.0.1:9091".to_string());
+    let admin = admin.as_str();
     let token = match token_file {
         Some(f) => Some(
             std::fs::read_to_string(&f)
@@ -171,7 +189,7 @@ fn sessions(
                 .trim()
                 .to_string(),
         ),
-        None => std::env::var("GATEHOUSE_ADMIN_TOKEN").ok(),
+        None => std::env::var("GATEHOUSE_ADMIN_TOKEN").ok().or(config_token),
     };
     // percent-encoding for a path segment or query value (a space is %20, not +)
     let enc = |s: &str| -> String {
@@ -356,9 +374,10 @@ fn main() -> ExitCode {
         Command::Sessions {
             admin,
             token_file,
+            config,
             json,
             action,
-        } => sessions(&admin, token_file, json, action),
+        } => sessions(admin, token_file, config, json, action),
         Command::Demo {
             listen,
             app_listen,

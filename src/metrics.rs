@@ -140,11 +140,39 @@ impl Invalidation {
     }
 }
 
+/// A client cut off by a limit, for `gatehouse_clients_cut_off_total{limit}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutOff {
+    /// `server.request_header_timeout`
+    HeadTimeout,
+    /// `server.max_request_header_bytes`
+    HeadTooLarge,
+    /// `server.form_body_timeout`
+    FormTimeout,
+}
+
+impl CutOff {
+    const ALL: [CutOff; 3] = [
+        CutOff::HeadTimeout,
+        CutOff::HeadTooLarge,
+        CutOff::FormTimeout,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CutOff::HeadTimeout => "head_timeout",
+            CutOff::HeadTooLarge => "head_too_large",
+            CutOff::FormTimeout => "form_timeout",
+        }
+    }
+}
+
 pub struct Metrics {
     requests: [AtomicU64; Outcome::ALL.len()],
     logins: [AtomicU64; Login::ALL.len()],
     ended: [AtomicU64; EndReason::ALL.len()],
     invalidations: [AtomicU64; Invalidation::ALL.len()],
+    cut_off: [AtomicU64; CutOff::ALL.len()],
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     store_errors: [AtomicU64; StoreOp::ALL.len()],
@@ -165,6 +193,7 @@ impl Metrics {
             logins: [const { AtomicU64::new(0) }; Login::ALL.len()],
             ended: [const { AtomicU64::new(0) }; EndReason::ALL.len()],
             invalidations: [const { AtomicU64::new(0) }; Invalidation::ALL.len()],
+            cut_off: [const { AtomicU64::new(0) }; CutOff::ALL.len()],
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             store_errors: [const { AtomicU64::new(0) }; StoreOp::ALL.len()],
@@ -185,6 +214,10 @@ impl Metrics {
 
     pub fn invalidation(&self, i: Invalidation) {
         self.invalidations[i as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn cut_off(&self, c: CutOff) {
+        self.cut_off[c as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn reload(&self, ok: bool) {
@@ -261,6 +294,20 @@ impl Metrics {
                 "gatehouse_invalidations_total{{kind=\"{}\"}} {}",
                 i.label(),
                 get(&self.invalidations[i as usize])
+            );
+        }
+        family(
+            &mut out,
+            "gatehouse_clients_cut_off_total",
+            "Connections of clients too slow or too large, by the limit they hit.",
+            "counter",
+        );
+        for c in CutOff::ALL {
+            let _ = writeln!(
+                out,
+                "gatehouse_clients_cut_off_total{{limit=\"{}\"}} {}",
+                c.label(),
+                get(&self.cut_off[c as usize])
             );
         }
         family(
@@ -359,6 +406,7 @@ mod tests {
         m.invalidation(Invalidation::RevokeAll);
         m.reload(false);
         m.store_error(StoreOp::Login);
+        m.cut_off(CutOff::HeadTimeout);
         let text = m.render(Some(7), None);
         assert!(text.contains("gatehouse_store_errors_total{op=\"login\"} 1\n"));
         assert!(text.contains("gatehouse_store_errors_total{op=\"request\"} 0\n"));
@@ -367,12 +415,14 @@ mod tests {
         assert!(text.contains("gatehouse_sessions_ended_total{reason=\"idle\"} 1\n"));
         assert!(text.contains("gatehouse_invalidations_total{kind=\"revoke_all\"} 1\n"));
         assert!(text.contains("gatehouse_reloads_total{result=\"failed\"} 1\n"));
+        assert!(text.contains("gatehouse_clients_cut_off_total{limit=\"head_timeout\"} 1\n"));
+        assert!(text.contains("gatehouse_clients_cut_off_total{limit=\"form_timeout\"} 0\n"));
         assert!(text.contains("gatehouse_sessions 7\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("gatehouse_"), "{line}");
             value.parse::<f64>().unwrap();
         }
-        assert_eq!(text.matches("# TYPE").count(), 7);
+        assert_eq!(text.matches("# TYPE").count(), 8);
     }
 }

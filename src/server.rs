@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admin::api::ApiAccess;
 use crate::admin::AdminApp;
 use crate::auth::{password, UserDb};
-use crate::background::{Reloader, ScheduleWatch, Sweeper};
+use crate::background::{MemoryRelease, Reloader, ScheduleWatch, Sweeper};
 use crate::clock::{Clock, SystemClock};
 use crate::config::StoreKind;
 use crate::config::{self, ConfigErrors};
+use crate::gateway::head_guard::Guarded;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::Gateway;
 use crate::listeners::{bind_all, Bound, OnBound, Wanted};
@@ -198,6 +200,7 @@ pub fn serve(
         tracing::info!("the listen and admin addresses can be bound");
     }
     let admin_token = snapshot.settings.server.admin_token.clone();
+    let admin_open = snapshot.settings.server.admin_allow_unauthenticated;
     let threads = snapshot.settings.server.threads;
     let grace = snapshot.settings.server.grace_period.as_secs();
     let upgrade_sock = snapshot.settings.server.upgrade_sock.display().to_string();
@@ -262,10 +265,13 @@ pub fn serve(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(Arc::clone(&shared)),
-        "gatehouse",
+    // Both listeners guard request heads (see `head_guard`).
+    let mut proxy = Service::new(
+        "gatehouse".to_string(),
+        Guarded::new(
+            pingora::proxy::http_proxy(&server.configuration, Gateway::new(Arc::clone(&shared))),
+            Arc::clone(&shared),
+        ),
     );
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
@@ -274,10 +280,14 @@ pub fn serve(
     if let Some(addr) = admin_listen {
         let mut admin = Service::new(
             "admin".to_string(),
-            AdminApp {
-                shared: Arc::clone(&shared),
-                token: admin_token,
-            },
+            Guarded::new(
+                AdminApp {
+                    shared: Arc::clone(&shared),
+                    access: ApiAccess::new(admin_token, admin_open),
+                    listen: addr,
+                },
+                Arc::clone(&shared),
+            ),
         );
         admin.add_tcp(&addr.to_string());
         started.push(server.add_service(OnBound::new(admin, admin_sockets)));
@@ -287,6 +297,12 @@ pub fn serve(
         Sweeper {
             shared: Arc::clone(&shared),
             every: Duration::from_secs(60),
+        },
+    ));
+    server.add_service(background_service(
+        "memory release",
+        MemoryRelease {
+            every: Duration::from_secs(1),
         },
     ));
     server.add_service(background_service(

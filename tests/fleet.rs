@@ -13,7 +13,10 @@ fn fleet_config(upstream: std::net::SocketAddr, redis_url: &str, extra: &str) ->
         upstream,
         &format!("store = \"redis\"\nredis_url = \"{redis_url}\"\n{extra}"),
     )
-    .replace("[server]\n", "[server]\nsecret_file = \"secret.key\"\n")
+    .replace(
+        "[server]\n",
+        "[server]\nsecret_file = \"secret.key\"\nadmin_token_file = \"admin.token\"\n",
+    )
 }
 
 /// Waits until the gateway hears the fleet's changes (its cache is on).
@@ -31,7 +34,11 @@ async fn following(gw: &Gateway) {
 
 async fn live_sessions(gw: &Gateway, user: &str) -> usize {
     let (status, body) = gw
-        .admin("GET", &format!("/api/sessions?user={user}"), None)
+        .admin(
+            "GET",
+            &format!("/api/sessions?user={user}"),
+            Some(ADMIN_TOKEN),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -75,7 +82,7 @@ async fn one_login_for_the_whole_fleet(redis_url: &str) {
     let y = b.signed_in("bob", BOB_PASSWORD).await;
     assert_eq!(x.at(&b.url("/")).page("/app/").await.status, 200);
     assert_eq!(y.at(&a.url("/")).page("/app/").await.status, 200);
-    let (status, body) = a.admin("POST", "/api/revoke-all", None).await;
+    let (status, body) = a.admin("POST", "/api/revoke-all", Some(ADMIN_TOKEN)).await;
     assert_eq!(status, 200, "{body}");
     for (browser, gw) in [(&x, &b), (&y, &a), (&x, &a), (&y, &b)] {
         let r = browser.at(&gw.url("/")).page("/app/").await;

@@ -309,12 +309,12 @@ async fn a_store_failure_on_every_path_is_counted_under_its_operation() {
     let text = config(
         upstream.addr,
         &format!(
-            "store = \"redis\"\nredis_url = \"{}\"\nredis_timeout = \"300ms\"\ninvalidate_on_restart = false\n\n\
+            "store = \"redis\"\nredis_url = \"{}\"\nredis_timeout = \"300ms\"\nredis_cache_ttl = \"0s\"\ninvalidate_on_restart = false\n\n\
              [login]\nfailure_delay = \"0s\"\n",
             redis.url()
         ),
     )
-    .replace("[server]\n", "[server]\nsecret_file = \"secret.key\"\n");
+    .replace("[server]\n", "[server]\nsecret_file = \"secret.key\"\nadmin_token_file = \"admin.token\"\n");
     let gw = Gateway::start(&text);
     let mut b = gw.signed_in("alice", ALICE_PASSWORD).await;
     let logout_token = b.page("/.gatehouse/logout").await.field("csrf_token");
@@ -332,7 +332,12 @@ async fn a_store_failure_on_every_path_is_counted_under_its_operation() {
                 .await
                 .status,
         ),
-        ("admin", gw.admin("GET", "/api/sessions", None).await.0),
+        (
+            "admin",
+            gw.admin("GET", "/api/sessions", Some(common::ADMIN_TOKEN))
+                .await
+                .0,
+        ),
     ];
     for (op, status) in answers {
         assert_eq!(status, 503, "{op}");

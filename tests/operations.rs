@@ -142,12 +142,12 @@ async fn a_broken_reload_keeps_serving_and_stays_ready() {
     );
     let ready = raw_request(
         gw.admin,
-        "GET /ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(raw_status(&ready), 200);
     let metrics = raw_request(
         gw.admin,
-        "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     assert!(
         metrics.contains("gatehouse_reloads_total{result=\"failed\"} 1"),

@@ -26,8 +26,10 @@ const LIMITS: &str = "max_devices = 10\non_device_limit = \"evict_oldest\"\n\n[s
 
 async fn soak(store: &str, store_config: &str) {
     let upstream = Upstream::start();
-    let text = config(upstream.addr, &format!("{store_config}{LIMITS}"))
-        .replace("[server]\n", "[server]\nsecret_file = \"secret.key\"\n");
+    let text = config(upstream.addr, &format!("{store_config}{LIMITS}")).replace(
+        "[server]\n",
+        "[server]\nsecret_file = \"secret.key\"\nadmin_token_file = \"admin.token\"\n",
+    );
     let gw = Gateway::start(&text);
     let mut roles = Vec::new();
     for user in ["bob", "dave"] {
@@ -45,7 +47,9 @@ async fn soak(store: &str, store_config: &str) {
     let mut next_reload = Instant::now() + Duration::from_secs(10);
     while started.elapsed() < soak_length() {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let (status, body) = gw.admin("POST", "/api/users/alice/revoke", None).await;
+        let (status, body) = gw
+            .admin("POST", "/api/users/alice/revoke", Some(common::ADMIN_TOKEN))
+            .await;
         assert_eq!(status, 200, "{body}");
         revocations += 1;
         if Instant::now() >= next_reload {

@@ -73,7 +73,7 @@ async fn throttled_attempts_are_refused_before_any_verification() {
     // three verifications failed; the twenty throttled ones never reached one
     let metrics = common::raw_request(
         gw.admin,
-        "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     assert!(
         metrics.contains("gatehouse_logins_total{result=\"failed\"} 3\n"),
@@ -88,7 +88,7 @@ async fn throttled_attempts_are_refused_before_any_verification() {
 fn failed_logins(gw: &Gateway) -> u32 {
     let metrics = common::raw_request(
         gw.admin,
-        "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     metrics
         .lines()

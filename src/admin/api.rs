@@ -35,7 +35,7 @@ fn text(status: u16, body: &str) -> Answer {
     }
 }
 
-fn error(status: u16, code: &str, message: &str) -> Answer {
+pub fn error(status: u16, code: &str, message: &str) -> Answer {
     json_answer(status, json!({"error": code, "message": message}))
 }
 
@@ -43,11 +43,43 @@ fn digest(s: &str) -> ring::digest::Digest {
     ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
 }
 
+/// Who may call `/api/*`.
+pub enum ApiAccess {
+    /// Whoever presents this bearer token (`server.admin_token_file`).
+    Token(String),
+    /// Anyone who reaches the loopback listener: the operator opted in
+    /// (`server.admin_allow_unauthenticated`).
+    Open,
+    /// Nobody: no token is configured and nobody opted in.
+    Closed,
+}
+
+impl ApiAccess {
+    pub fn new(token: Option<String>, allow_unauthenticated: bool) -> Self {
+        match token {
+            Some(t) => ApiAccess::Token(t),
+            None if allow_unauthenticated => ApiAccess::Open,
+            None => ApiAccess::Closed,
+        }
+    }
+
+    /// `None` when the call may go ahead, else the refusal.
+    fn refusal(&self, authorization: Option<&str>) -> Option<Answer> {
+        match self {
+            ApiAccess::Open => None,
+            ApiAccess::Closed => Some(error(
+                403,
+                "forbidden",
+                "the admin API needs a token: set server.admin_token_file (or server.admin_allow_unauthenticated = true)",
+            )),
+            ApiAccess::Token(expected) => (!token_ok(expected, authorization))
+                .then(|| error(401, "unauthorized", "a valid bearer token is required")),
+        }
+    }
+}
+
 /// Compares digests, so the time taken says nothing about the token.
-fn token_ok(expected: Option<&str>, authorization: Option<&str>) -> bool {
-    let Some(expected) = expected else {
-        return true;
-    };
+fn token_ok(expected: &str, authorization: Option<&str>) -> bool {
     let presented = authorization
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or("");
@@ -91,7 +123,7 @@ pub fn refuse_browser() -> Answer {
 
 pub async fn handle(
     shared: &Shared,
-    token: Option<&str>,
+    access: &ApiAccess,
     method: &str,
     path: &str,
     query: &str,
@@ -125,8 +157,8 @@ pub async fn handle(
     if !path.starts_with("/api/") {
         return error(404, "not_found", "no such endpoint");
     }
-    if !token_ok(token, authorization) {
-        return error(401, "unauthorized", "a valid bearer token is required");
+    if let Some(refusal) = access.refusal(authorization) {
+        return refusal;
     }
     let dry_run = query_flag(query, "dry_run");
     let now = shared.clock.now();
@@ -216,20 +248,24 @@ mod tests {
 
     #[test]
     fn tokens_must_match_exactly() {
-        assert!(token_ok(None, None), "no token configured: loopback only");
-        assert!(token_ok(
-            Some("s3cret-token-123456"),
-            Some("Bearer s3cret-token-123456")
-        ));
-        assert!(!token_ok(
-            Some("s3cret-token-123456"),
-            Some("Bearer s3cret-token-12345")
-        ));
-        assert!(!token_ok(
-            Some("s3cret-token-123456"),
-            Some("s3cret-token-123456")
-        ));
-        assert!(!token_ok(Some("s3cret-token-123456"), None));
+        let token = "s3cret-token-123456";
+        assert!(token_ok(token, Some("Bearer s3cret-token-123456")));
+        assert!(!token_ok(token, Some("Bearer s3cret-token-12345")));
+        assert!(!token_ok(token, Some("s3cret-token-123456")));
+        assert!(!token_ok(token, Some("bearer s3cret-token-123456")));
+        assert!(!token_ok(token, None));
+    }
+
+    #[test]
+    fn without_a_token_the_api_is_closed_unless_opted_in() {
+        let status = |a: &ApiAccess, auth| a.refusal(auth).map(|r| r.status);
+        let closed = ApiAccess::new(None, false);
+        assert_eq!(status(&closed, None), Some(403));
+        assert_eq!(status(&closed, Some("Bearer anything-at-all")), Some(403));
+        assert_eq!(status(&ApiAccess::new(None, true), None), None);
+        let token = ApiAccess::new(Some("s3cret-token-123456".into()), false);
+        assert_eq!(status(&token, None), Some(401));
+        assert_eq!(status(&token, Some("Bearer s3cret-token-123456")), None);
     }
 
     #[test]

@@ -2,12 +2,33 @@
 //! `gatehouse sessions` commands (the binary carries no general HTTP client).
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
 pub struct Reply {
     pub status: u16,
     pub body: String,
+}
+
+/// The admin API's URL and token as a config file names them
+/// (`gatehouse sessions -c FILE`): `server.admin_listen` (an unspecified
+/// address is reached on loopback) and `server.admin_token_file`.
+pub fn from_config(path: &Path) -> Result<(String, Option<String>), String> {
+    let settings = crate::config::load(path).map_err(|e| e.to_string())?;
+    let Some(addr) = settings.server.admin_listen else {
+        return Err(format!(
+            "{}: server.admin_listen is \"\", the admin API is off",
+            path.display()
+        ));
+    };
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let base = format!("http://{}", SocketAddr::new(ip, addr.port()));
+    Ok((base, settings.server.admin_token))
 }
 
 /// `base` is like `http://127.0.0.1:9091`.

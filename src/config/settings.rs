@@ -38,6 +38,13 @@ pub struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     /// Bearer token for the admin API, read from `admin_token_file`.
     pub admin_token: Option<String>,
+    /// Host names (lower-case, no port) the admin listener answers besides
+    /// loopback ones; any other `Host` is refused (DNS rebinding).
+    pub admin_hosts: Vec<String>,
+    /// `/api/*` without a token: refused unless the operator opted in.
+    pub admin_allow_unauthenticated: bool,
+    /// Deadlines and caps on what a client may take its time sending.
+    pub client_limits: ClientLimits,
     /// Where the memory store keeps its snapshot across planned restarts.
     pub state_dir: Option<PathBuf>,
     /// How long a graceful stop lets in-flight requests finish.
@@ -46,6 +53,27 @@ pub struct ServerSettings {
     pub upgrade_sock: PathBuf,
     /// Written when running as a daemon (`run -d`).
     pub pid_file: PathBuf,
+}
+
+/// What a slow or oversized client may hold: a request head must arrive
+/// whole within `request_header_timeout` and within
+/// `max_request_header_bytes`; a form posted to the gateway's own pages
+/// within `form_body_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    pub request_header_timeout: Duration,
+    pub max_request_header_bytes: usize,
+    pub form_body_timeout: Duration,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            request_header_timeout: Duration::from_secs(10),
+            max_request_header_bytes: 64 * 1024,
+            form_body_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use super::error::{line_at, ConfigError, ConfigErrors, ErrorSink, KeyPath};
 use super::file::{FileConfig, RouteSection, Upstreams};
 use super::parse_duration;
 use super::settings::*;
-use crate::gateway::normalize::normalize_path;
+use crate::gateway::normalize::{normalize_host, normalize_path};
 use crate::session::schedule::Schedule;
 use crate::session::store::redis::conn::Target;
 
@@ -318,6 +318,20 @@ fn validate_server(
             "the admin API listens beyond this machine: set server.admin_token_file",
         );
     }
+    let admin_hosts = validate_admin_hosts(s.admin_hosts, &key.key("admin_hosts"), sink);
+    let admin_allow_unauthenticated = s.admin_allow_unauthenticated.unwrap_or(false);
+    if admin_allow_unauthenticated && admin_token.is_some() {
+        sink.push(
+            &key.key("admin_allow_unauthenticated"),
+            "a token is set (server.admin_token_file), so the admin API is not open: remove one of the two",
+        );
+    }
+    let client_limits = validate_client_limits(
+        [s.request_header_timeout, s.form_body_timeout],
+        s.max_request_header_bytes,
+        key,
+        sink,
+    );
     let state_dir = s.state_dir.map(|d| relative_to(path, &d));
     let grace_period = match s
         .grace_period
@@ -353,6 +367,9 @@ fn validate_server(
         logout_paths,
         admin_listen,
         admin_token,
+        admin_hosts,
+        admin_allow_unauthenticated,
+        client_limits,
         state_dir,
         grace_period,
         upgrade_sock,
@@ -375,6 +392,65 @@ fn per_config_path(config: &Path, ext: &str) -> PathBuf {
     );
     let short = crate::hex::encode(digest.as_ref().get(..6).unwrap_or_default());
     std::env::temp_dir().join(format!("gatehouse-{short}.{ext}"))
+}
+
+/// `server.admin_hosts`: names the admin listener answers besides loopback
+/// ones, kept in the form `normalize_host` gives a `Host` header.
+fn validate_admin_hosts(
+    raw: Option<Vec<String>>,
+    key: &KeyPath,
+    sink: &mut ErrorSink,
+) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for (i, h) in raw.unwrap_or_default().iter().enumerate() {
+        match normalize_host(h) {
+            Ok(norm) if norm == h.trim().to_ascii_lowercase() => hosts.push(norm),
+            _ => sink.push(
+                &key.index(i),
+                format!("expected a host name or IP address without scheme or port, like \"admin.internal\" or \"[::1]\", found {h:?}"),
+            ),
+        }
+    }
+    hosts
+}
+
+/// `server.request_header_timeout`, `server.max_request_header_bytes` and
+/// `server.form_body_timeout`.
+fn validate_client_limits(
+    [header_timeout, body_timeout]: [Option<String>; 2],
+    max_header_bytes: Option<usize>,
+    key: &KeyPath,
+    sink: &mut ErrorSink,
+) -> ClientLimits {
+    let d = ClientLimits::default();
+    let mut deadline = |name: &str, value: Option<String>, default: std::time::Duration| {
+        let k = key.key(name);
+        let t = duration_or(sink, &k, value, default.as_secs());
+        if t > std::time::Duration::from_secs(300) {
+            sink.push(&k, "expected at most \"5m\"");
+        }
+        t
+    };
+    let request_header_timeout = deadline(
+        "request_header_timeout",
+        header_timeout,
+        d.request_header_timeout,
+    );
+    let form_body_timeout = deadline("form_body_timeout", body_timeout, d.form_body_timeout);
+    let max_request_header_bytes = max_header_bytes.unwrap_or(d.max_request_header_bytes);
+    // Below 1 KiB ordinary browsers fail; above Pingora's own cap the key
+    // would promise what Pingora refuses anyway.
+    if !(1024..=1_048_575).contains(&max_request_header_bytes) {
+        sink.push(
+            &key.key("max_request_header_bytes"),
+            "expected a number of bytes from 1024 to 1048575",
+        );
+    }
+    ClientLimits {
+        request_header_timeout,
+        max_request_header_bytes,
+        form_body_timeout,
+    }
 }
 
 fn validate_routes(raw: Vec<RouteSection>, sink: &mut ErrorSink) -> Vec<Route> {

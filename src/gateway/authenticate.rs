@@ -137,7 +137,7 @@ pub async fn authenticate(
         }
         Err(reason) => {
             if record.ended.is_none() {
-                mark_ended(shared, &key, &record.user, reason).await?;
+                end_session(shared, &key, &record.user, reason).await?;
             }
             Ok(Auth::Ended(reason))
         }
@@ -197,20 +197,6 @@ fn unknown(
     Auth::Ended(reason)
 }
 
-/// Ends a session the policy rejected, keeping a tombstone so that every
-/// request still carrying the cookie (parallel ones too) learns why.
-async fn mark_ended(
-    shared: &Shared,
-    key: &SessionKey,
-    user: &str,
-    reason: EndReason,
-) -> Result<(), StoreError> {
-    if end_counted(shared, key, reason).await? {
-        audit_ended(key, user, reason);
-    }
-    Ok(())
-}
-
 /// Ends a session on someone's behalf, keeping a tombstone; counts it, and
 /// says so, only if it was still live (a parallel request may have ended
 /// it first). The caller writes the audit line that fits.
@@ -237,9 +223,10 @@ fn audit_ended(key: &SessionKey, user: &str, reason: EndReason) {
     );
 }
 
-/// Ends a session (logout, password change) and writes the audit line.
-/// A tombstone is kept, as for every other end, so a copy of the cookie
-/// replayed afterwards is told `logout` or `password`, not `idle`.
+/// Ends a session (the policy's verdict, a logout, a password change) and
+/// writes the audit line if it was still live. A tombstone is kept, so
+/// every request still carrying the cookie, parallel ones and a copy
+/// replayed after a logout included, learns why.
 pub async fn end_session(
     shared: &Shared,
     key: &SessionKey,

@@ -6,6 +6,7 @@ pub mod app_response;
 pub mod assertion;
 pub mod authenticate;
 pub mod device_label;
+pub mod head_guard;
 pub mod normalize;
 pub mod page_load;
 pub mod pages;
@@ -138,6 +139,7 @@ impl ProxyHttp for Gateway {
         // next request unless told to serve it; RFC 9112 §9.3.2 says a
         // server answers pipelined requests in order.
         session.downstream_session.set_pipelining_enabled(true);
+        head_guard::head_received(session);
         Ok(())
     }
 

@@ -1,14 +1,17 @@
-//! `login.failure_delay`: a refused login form is answered only after the
-//! delay, counted from when it arrived. A client looping on refusals then
-//! costs the gateway a timer per attempt instead of a busy core. (It does
-//! not bound guessing: a guesser can hang up and try again on a new
-//! connection; `login.max_failures` is what bounds guessing.)
+//! `login.failure_delay`: a refused form that checks a password (the login
+//! form, the password page) is answered only after the delay, counted from
+//! when it arrived. A client looping on refusals then costs the gateway a
+//! timer per attempt instead of a busy core. (It does not bound guessing: a
+//! guesser can hang up and try again on a new connection;
+//! `login.max_failures` is what bounds guessing.)
 
+use std::future::Future;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::respond::Reply;
 use crate::bounded::Place;
 
 /// Refusals waiting out the delay at once. Each holds its connection open,
@@ -21,7 +24,28 @@ pub struct RefusalDelay {
     waiting: AtomicUsize,
 }
 
+/// 4xx and 5xx answers, except 409: the device limit follows a right
+/// password.
+fn is_refusal(status: u16) -> bool {
+    status >= 400 && status != 409
+}
+
 impl RefusalDelay {
+    /// The answer to a posted form; a refusal is held until `delay` after
+    /// the form arrived.
+    pub async fn hold_refusals(
+        &self,
+        delay: Duration,
+        answer: impl Future<Output = pingora::Result<Reply>>,
+    ) -> pingora::Result<Reply> {
+        let arrived = Instant::now();
+        let reply = answer.await?;
+        if is_refusal(reply.status) {
+            self.wait(arrived, delay).await;
+        }
+        Ok(reply)
+    }
+
     /// Returns `delay` after `arrived`, or at once when `MAX_WAITING`
     /// refusals are already waiting.
     pub async fn wait(&self, arrived: Instant, delay: Duration) {
@@ -39,6 +63,19 @@ impl RefusalDelay {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn refusals_are_the_errors_but_the_device_limit() {
+        // signed in, the device choice page or password changed, the device limit
+        for status in [303, 200, 409] {
+            assert!(!is_refusal(status), "{status}");
+        }
+        // bad form, wrong password, bad token, too slow, too large,
+        // throttled, busy
+        for status in [400, 401, 403, 408, 413, 429, 503] {
+            assert!(is_refusal(status), "{status}");
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn waits_from_arrival_and_never_holds_more_than_max() {

@@ -93,6 +93,12 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     {
         out.push("server.logout_paths/trusted_proxies".into());
     }
+    if a.server.admin_hosts != b.server.admin_hosts {
+        out.push("server.admin_hosts".into());
+    }
+    if a.server.client_limits != b.server.client_limits {
+        out.push("server.request_header_timeout/max_request_header_bytes/form_body_timeout".into());
+    }
     let (ua, ub) = (&old.users, &new.users);
     let added = ub.iter().filter(|u| ua.get(&u.username).is_none()).count();
     let removed = ua.iter().filter(|u| ub.get(&u.username).is_none()).count();
@@ -133,6 +139,9 @@ pub fn needs_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
     }
     if a.server.admin_token != b.server.admin_token {
         out.push("server.admin_token_file");
+    }
+    if a.server.admin_allow_unauthenticated != b.server.admin_allow_unauthenticated {
+        out.push("server.admin_allow_unauthenticated");
     }
     if a.session.invalidate_on_restart != b.session.invalidate_on_restart
         || a.server.state_dir != b.server.state_dir

@@ -4,6 +4,10 @@
 //! that name or address are refused without verifying a password until the
 //! ban ends.
 //!
+//! Every typed password goes through `check_password`: the login form's
+//! and the password page's `current` alike, so a session cannot turn the
+//! password page into an unthrottled oracle.
+//!
 //! The trade-off: anyone can lock a user out for `ban_time` by failing
 //! `max_failures` times with their name. Bans are short, refused attempts
 //! cost nothing (no hashing), and the address limit (ten times the name
@@ -13,8 +17,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::signing::Signer;
-use super::state::Shared;
+use super::state::{Shared, Snapshot};
+use crate::auth::verifier::Busy;
+use crate::auth::User;
 use crate::config::LoginSettings;
+use crate::metrics::{Login, METRICS};
 use crate::session::store::StoreError;
 
 /// An address may fail this many times more than a single name.
@@ -80,6 +87,74 @@ pub async fn failed(
         }
     }
     Ok(())
+}
+
+/// How a password check under the throttle ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checked {
+    Right,
+    Wrong,
+    /// The name or address is banned for this long; nothing was verified.
+    Banned(Duration),
+    /// The hashing queue is full.
+    Busy,
+    /// The store holding the failure counts did not answer.
+    Unavailable(StoreError),
+}
+
+/// Checks a typed `password` for the name `username` against `user`'s hash
+/// (`None` for no such user: a dummy of the users source's format is
+/// verified). While the name or
+/// the client address is banned the attempt ends here, unverified. A wrong
+/// password counts toward a ban and writes the `login_failed` audit line;
+/// `form` says which form it came from.
+pub async fn check_password(
+    shared: &Shared,
+    snap: &Snapshot,
+    username: &str,
+    user: Option<&User>,
+    password: &str,
+    ip: Option<IpAddr>,
+    form: &'static str,
+) -> Checked {
+    let login = &snap.settings.login;
+    match banned(shared, login, username, ip).await {
+        Ok(None) => {}
+        Ok(Some(wait)) => {
+            METRICS.login(Login::Throttled);
+            tracing::info!(target: "gatehouse::audit", event = "login_throttled", form, "login refused: throttled");
+            return Checked::Banned(wait);
+        }
+        Err(e) => return Checked::Unavailable(e),
+    }
+    match shared.verify_password(user, password).await {
+        Ok(true) => return Checked::Right,
+        Ok(false) => {}
+        Err(Busy) => return Checked::Busy,
+    }
+    METRICS.login(Login::Failed);
+    // Only names of real users are logged: a password typed into the
+    // username box must not end up in the log.
+    let known = user.map(|u| u.username.as_str());
+    tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?known.unwrap_or("(unknown user)"), form, "login failed");
+    match failed(shared, login, username, ip).await {
+        Ok(()) => Checked::Wrong,
+        Err(e) => Checked::Unavailable(e),
+    }
+}
+
+/// What a banned user is told.
+pub fn ban_message(wait: Duration) -> String {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    format!(
+        "Too many failed sign-ins for this account or address. Try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    )
+}
+
+/// `Retry-After` for a ban: whole seconds, at least one.
+pub fn retry_after(wait: Duration) -> String {
+    wait.as_secs().max(1).to_string()
 }
 
 /// How a subject appears in the log: addresses, and names of users that

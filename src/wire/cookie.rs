@@ -38,9 +38,10 @@ fn pairs(header: &[u8]) -> impl Iterator<Item = Pair<'_>> {
         .map(<[u8]>::trim_ascii)
         .filter(|raw| !raw.is_empty())
         .map(|raw| {
-            let (name, value) = match raw.iter().position(|b| *b == b'=') {
-                Some(eq) => (&raw[..eq], &raw[eq + 1..]),
-                None => (&b""[..], raw),
+            let mut halves = raw.splitn(2, |b| *b == b'=');
+            let (name, value) = match (halves.next(), halves.next()) {
+                (Some(name), Some(value)) => (name, value),
+                _ => (&b""[..], raw),
             };
             let value = value.trim_ascii();
             let value = match value {

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod load;
 pub mod php;
 pub mod redis;
+pub mod trickle;
 pub mod upstream;
 
 use std::io::{Read, Write};
@@ -25,6 +26,10 @@ pub const ALICE_PASSWORD: &str = "alice-password-1";
 /// `server.secret_file = "secret.key"`).
 pub const TEST_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-secret";
 pub const BOB_PASSWORD: &str = "bob-password-22";
+/// Written as `admin.token` beside every test config (use it with
+/// `server.admin_token_file = "admin.token"`); a file of the same name
+/// given to `start_with_files` replaces it.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// A port nobody listens on right now, and never handed out before in this
 /// test process (the kernel may offer the same port to two binds in a row).
@@ -134,6 +139,7 @@ impl Gateway {
         env: &[(&str, &str)],
     ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
         for (name, contents) in files {
             std::fs::write(dir.path().join(name), contents).unwrap();
         }

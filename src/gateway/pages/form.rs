@@ -1,12 +1,14 @@
-//! Reading the small urlencoded forms the gateway's pages post, with a cap:
-//! a body over the cap is answered 413 without being read to the end.
+//! Reading the small urlencoded forms the gateway's pages post, with a cap
+//! and a deadline: a body over the cap is answered 413 without being read
+//! to the end, one not all there within `server.form_body_timeout` 408.
 
 use bytes::BytesMut;
 use pingora::proxy::Session;
 use std::collections::HashMap;
 
-use super::{too_large, Reply};
+use super::{too_large, too_slow, Reply};
 use crate::gateway::state::Snapshot;
+use crate::metrics::{CutOff, METRICS};
 
 /// The most the gateway reads of a form body.
 pub const MAX_FORM_BYTES: usize = 8 * 1024;
@@ -35,14 +37,19 @@ pub async fn read_form(
         session.set_keepalive(None);
         return Ok(Err(too_large(snap)));
     }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > MAX_FORM_BYTES {
+    let deadline = snap.settings.server.client_limits.form_body_timeout;
+    let body = match tokio::time::timeout(deadline, read_capped(session)).await {
+        Ok(read) => read?,
+        Err(_elapsed) => {
+            METRICS.cut_off(CutOff::FormTimeout);
             session.set_keepalive(None);
-            return Ok(Err(too_large(snap)));
+            return Ok(Err(too_slow(snap)));
         }
-        body.extend_from_slice(&chunk);
-    }
+    };
+    let Some(body) = body else {
+        session.set_keepalive(None);
+        return Ok(Err(too_large(snap)));
+    };
     let mut fields = HashMap::new();
     for (k, v) in form_urlencoded::parse(&body) {
         // First value wins: a repeated field cannot override the real one.
@@ -51,4 +58,16 @@ pub async fn read_form(
             .or_insert_with(|| v.into_owned());
     }
     Ok(Ok(Form(fields)))
+}
+
+/// The whole body, or `None` past `MAX_FORM_BYTES`.
+async fn read_capped(session: &mut Session) -> pingora::Result<Option<BytesMut>> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > MAX_FORM_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }

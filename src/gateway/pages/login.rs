@@ -12,16 +12,16 @@ use std::sync::Arc;
 
 use super::form::read_form;
 use super::{busy, device_items, message_page, ItemControl, Reply};
-use crate::auth::verifier::Busy;
 use crate::auth::User;
 use crate::config::OnDeviceLimit;
 use crate::gateway::authenticate::{cookie_header, read_cookie};
+use crate::gateway::client_ip;
 use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::safe_redirect;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::store_refusal;
-use crate::gateway::{client_ip, throttle};
+use crate::gateway::throttle::{ban_message, check_password, retry_after, Checked};
 use crate::metrics::{Login, StoreOp, METRICS};
 use crate::outage::Refused;
 use crate::session::store::{StoreError, UserSessions};
@@ -149,29 +149,9 @@ pub fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
     login_page(shared, snap, &nonce, &rd, notice, 200)
 }
 
-/// A posted login form. A refusal (anything but signing in, the device
-/// choice, or the device limit after a right password) is answered
-/// `login.failure_delay` after the form arrived (see `refusal_delay`).
+/// A posted login form. Refusals are held for `login.failure_delay` by
+/// the dispatcher (see `refusal_delay`).
 pub async fn submit(
-    shared: &Shared,
-    snap: &Snapshot,
-    session: &mut Session,
-) -> pingora::Result<Reply> {
-    let arrived = tokio::time::Instant::now();
-    let reply = attempt(shared, snap, session).await?;
-    if is_refusal(reply.status) {
-        let delay = snap.settings.login.failure_delay;
-        shared.refusal_delay.wait(arrived, delay).await;
-    }
-    Ok(reply)
-}
-
-/// 4xx and 5xx answers, except 409: the device limit follows a right password.
-fn is_refusal(status: u16) -> bool {
-    status >= 400 && status != 409
-}
-
-async fn attempt(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
@@ -189,24 +169,6 @@ async fn attempt(
 
     let username = field("username");
     let ip = client_ip(snap, session);
-    let login = &snap.settings.login;
-    match throttle::banned(shared, login, username, ip).await {
-        Ok(None) => {}
-        Ok(Some(wait)) => {
-            METRICS.login(Login::Throttled);
-            tracing::info!(target: "gatehouse::audit", event = "login_throttled", "login refused: throttled");
-            let minutes = wait.as_secs().div_ceil(60).max(1);
-            let message = format!(
-                "Too many failed sign-ins for this account or address. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            );
-            return Ok(
-                login_page(shared, snap, &nonce, &rd, Some(("error", &message)), 429)
-                    .header("Retry-After", wait.as_secs().max(1).to_string()),
-            );
-        }
-        Err(e) => return Ok(store_unavailable(shared, snap, &e)),
-    }
     let found = match shared.user_for_sign_in(snap, username).await {
         Ok(found) => found,
         // Covered by the database's outage lines, not a line per sign-in.
@@ -218,22 +180,30 @@ async fn attempt(
         }
     };
     let user = found.as_ref().filter(|u| !u.disabled);
-    let ok = match shared
-        .verify_password(user.map(|u| &**u), field("password"))
-        .await
-    {
-        Ok(ok) => ok,
-        Err(Busy) => return Ok(busy(snap)),
-    };
-    let Some(user) = user.filter(|_| ok) else {
-        METRICS.login(Login::Failed);
-        // Only names of real users are logged: a password typed into the
-        // username box must not end up in the log.
-        let known = found.as_ref().map(|u| u.username.as_str());
-        tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?known.unwrap_or("(unknown user)"), "login failed");
-        if let Err(e) = throttle::failed(shared, login, username, ip).await {
-            return Ok(store_unavailable(shared, snap, &e));
+    let password = field("password");
+    let checked = check_password(
+        shared,
+        snap,
+        username,
+        user.map(|u| &**u),
+        password,
+        ip,
+        "login",
+    );
+    let right = match checked.await {
+        Checked::Right => true,
+        Checked::Wrong => false,
+        Checked::Banned(wait) => {
+            let message = ban_message(wait);
+            return Ok(
+                login_page(shared, snap, &nonce, &rd, Some(("error", &message)), 429)
+                    .header("Retry-After", retry_after(wait)),
+            );
         }
+        Checked::Busy => return Ok(busy(snap)),
+        Checked::Unavailable(e) => return Ok(store_unavailable(shared, snap, &e)),
+    };
+    let Some(user) = user.filter(|_| right) else {
         return Ok(login_page(
             shared,
             snap,
@@ -423,23 +393,6 @@ fn checked_nonce(
                 }
                 None => unavailable(snap),
             })
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_refusal;
-
-    #[test]
-    fn refusals_are_the_errors_but_the_device_limit() {
-        // signed in, the device choice page, the device limit
-        for status in [303, 200, 409] {
-            assert!(!is_refusal(status), "{status}");
-        }
-        // bad form, wrong password, bad token, too large, throttled, busy
-        for status in [400, 401, 403, 413, 429, 503] {
-            assert!(is_refusal(status), "{status}");
         }
     }
 }

@@ -30,9 +30,15 @@ pub async fn serve(
     sub: &str,
 ) -> pingora::Result<Reply> {
     let method = session.req_header().method.clone();
+    // Forms that check a password answer refusals after the failure delay.
+    let delay = snap.settings.login.failure_delay;
+    let held = &shared.refusal_delay;
     let reply = match (method.as_str(), sub) {
         ("GET" | "HEAD", "/login") => login::show(shared, snap, session),
-        ("POST", "/login") => login::submit(shared, snap, session).await?,
+        ("POST", "/login") => {
+            held.hold_refusals(delay, login::submit(shared, snap, session))
+                .await?
+        }
         ("POST", "/login/choose") => login::choose(shared, snap, session).await?,
         ("GET" | "HEAD", "/logout") => logout::show(shared, snap, session).await,
         ("POST", "/logout") => logout::submit(shared, snap, session).await?,
@@ -41,7 +47,10 @@ pub async fn serve(
         ("POST", "/devices/revoke") => devices::revoke(shared, snap, session, false).await?,
         ("POST", "/devices/revoke-others") => devices::revoke(shared, snap, session, true).await?,
         ("GET" | "HEAD", "/password") => password::show(shared, snap, session).await,
-        ("POST", "/password") => password::submit(shared, snap, session).await?,
+        ("POST", "/password") => {
+            held.hold_refusals(delay, password::submit(shared, snap, session))
+                .await?
+        }
         ("GET" | "HEAD", "/assets/gatehouse.css") => {
             Reply::asset("text/css; charset=utf-8", ui::STYLESHEET)
         }
@@ -180,6 +189,19 @@ pub fn busy(snap: &Snapshot) -> Reply {
         ),
     )
     .header("Retry-After", "1")
+}
+
+/// A form that did not arrive whole within `server.form_body_timeout`.
+pub fn too_slow(snap: &Snapshot) -> Reply {
+    Reply::html(
+        408,
+        message_page(
+            snap,
+            "Too slow",
+            "The form did not arrive in time. Please try again.",
+            "",
+        ),
+    )
 }
 
 pub fn too_large(snap: &Snapshot) -> Reply {

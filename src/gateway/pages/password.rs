@@ -1,6 +1,8 @@
-//! `/password`: change your own password. The users file is rewritten
-//! atomically with everything else in it kept; every other session of the
-//! user ends (reason `password`); this browser continues under a new ID.
+//! `/password`: change your own password. The current password is checked
+//! under the login throttle (a session is no free guessing oracle). The
+//! users file is rewritten atomically with everything else in it kept;
+//! every other session of the user ends (reason `password`); this browser
+//! continues under a new ID.
 
 use pingora::proxy::Session;
 
@@ -8,8 +10,10 @@ use super::form::read_form;
 use super::{busy, forged, message_page, require_session, store_down, store_refused, Reply};
 use crate::auth::users_file;
 use crate::gateway::authenticate::{end_counted, end_session, Authed};
+use crate::gateway::client_ip;
 use crate::gateway::sign_in::{sign_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
+use crate::gateway::throttle::{ban_message, check_password, retry_after, Checked};
 use crate::metrics::StoreOp;
 use crate::session::EndReason;
 use crate::ui::{self, escape, Slot};
@@ -108,23 +112,33 @@ pub async fn submit(
     if let Some(why) = refusal {
         return Ok(form(shared, snap, &authed, Some(&why), 400));
     }
-    let verified = shared
-        .verifier
-        .verify(Some(authed.user.password_hash.clone()), current.to_string())
-        .await;
-    match verified {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(target: "gatehouse::audit", event = "password_change_refused", user = ?authed.user.username, "wrong current password");
-            return Ok(form(
-                shared,
-                snap,
-                &authed,
-                Some("The current password is not right."),
-                400,
-            ));
+    // The current password is checked like a login: throttled, counted,
+    // audited, and not checked at all while the user or address is banned.
+    let ip = client_ip(snap, session);
+    let username = &authed.user.username;
+    match check_password(
+        shared,
+        snap,
+        username,
+        Some(&authed.user),
+        current,
+        ip,
+        "password",
+    )
+    .await
+    {
+        Checked::Right => {}
+        Checked::Wrong => {
+            let wrong = "The current password is not right.";
+            return Ok(form(shared, snap, &authed, Some(wrong), 400));
         }
-        Err(_busy) => return Ok(busy(snap)),
+        Checked::Banned(wait) => {
+            let message = ban_message(wait);
+            return Ok(form(shared, snap, &authed, Some(&message), 429)
+                .header("Retry-After", retry_after(wait)));
+        }
+        Checked::Busy => return Ok(busy(snap)),
+        Checked::Unavailable(e) => return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e)),
     }
     let hash = match shared.verifier.hash(new.to_string()).await {
         Ok(h) => h,
