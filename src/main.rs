@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use gatehouse::auth::password::hash_password;
+use gatehouse::logging::LogOptions;
 
 // Pingora allocates on every request; glibc's malloc spent about 15% of a
 // proxied request in the profile, mimalloc a fraction of that.
@@ -24,6 +25,11 @@ struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     log_format: LogFormat,
+    /// Let Pingora and the other libraries log at any level RUST_LOG asks
+    /// for (also GATEHOUSE_LOG_UNSAFE=1). Their debug and trace lines print
+    /// session cookies, identity assertions and passwords: debugging only.
+    #[arg(long, global = true)]
+    log_unsafe: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -274,16 +280,10 @@ fn users(file: &Path, action: UsersAction) -> Result<(), String> {
     Ok(())
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+fn log_options(cli: &Cli) -> LogOptions {
+    LogOptions {
+        json: matches!(cli.log_format, LogFormat::Json),
+        unsafe_framework: cli.log_unsafe || LogOptions::unsafe_from_env(),
     }
 }
 
@@ -329,6 +329,7 @@ fn hash_password_command(config: Option<&Path>) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let logging = log_options(&cli);
     let result = match cli.command {
         Command::Run {
             config,
@@ -336,7 +337,7 @@ fn main() -> ExitCode {
             upgrade,
             test,
         } => {
-            init_logging(cli.log_format);
+            gatehouse::logging::init(logging);
             server::run(
                 &config,
                 ProcessFlags {
@@ -382,7 +383,7 @@ fn main() -> ExitCode {
             app_listen,
             admin_listen,
         } => {
-            init_logging(cli.log_format);
+            gatehouse::logging::init(logging);
             gatehouse::demo::run_demo(listen, app_listen, admin_listen)
         }
     };

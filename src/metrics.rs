@@ -77,15 +77,17 @@ pub enum Login {
     RefusedCsrf,
     RefusedDeviceLimit,
     Throttled,
+    StoreUnavailable,
 }
 
 impl Login {
-    const ALL: [Login; 5] = [
+    const ALL: [Login; 6] = [
         Login::Ok,
         Login::Failed,
         Login::RefusedCsrf,
         Login::RefusedDeviceLimit,
         Login::Throttled,
+        Login::StoreUnavailable,
     ];
 
     fn label(self) -> &'static str {
@@ -95,6 +97,41 @@ impl Login {
             Login::RefusedCsrf => "refused_csrf",
             Login::RefusedDeviceLimit => "refused_device_limit",
             Login::Throttled => "throttled",
+            Login::StoreUnavailable => "store_unavailable",
+        }
+    }
+}
+
+/// Where a store failure refused an answer, for
+/// `gatehouse_store_errors_total{op}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    /// A page or API call of an app (a login route).
+    Request,
+    Login,
+    Logout,
+    /// `/session`, `/devices`, `/password`.
+    OwnPage,
+    /// The admin API.
+    Admin,
+}
+
+impl StoreOp {
+    const ALL: [StoreOp; 5] = [
+        StoreOp::Request,
+        StoreOp::Login,
+        StoreOp::Logout,
+        StoreOp::OwnPage,
+        StoreOp::Admin,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            StoreOp::Request => "request",
+            StoreOp::Login => "login",
+            StoreOp::Logout => "logout",
+            StoreOp::OwnPage => "own_page",
+            StoreOp::Admin => "admin",
         }
     }
 }
@@ -160,7 +197,7 @@ pub struct Metrics {
     cut_off: [AtomicU64; CutOff::ALL.len()],
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
-    store_errors: AtomicU64,
+    store_errors: [AtomicU64; StoreOp::ALL.len()],
 }
 
 pub static METRICS: Metrics = Metrics::new();
@@ -181,7 +218,7 @@ impl Metrics {
             cut_off: [const { AtomicU64::new(0) }; CutOff::ALL.len()],
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
-            store_errors: AtomicU64::new(0),
+            store_errors: [const { AtomicU64::new(0) }; StoreOp::ALL.len()],
         }
     }
 
@@ -214,8 +251,10 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn store_error(&self) {
-        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    /// An answer refused because the store failed (not the failed
+    /// operations: a request may try several).
+    pub fn store_error(&self, op: StoreOp) {
+        self.store_errors[op as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition, with the gauges the caller read from
@@ -312,14 +351,17 @@ impl Metrics {
         family(
             &mut out,
             "gatehouse_store_errors_total",
-            "Session store operations that failed.",
+            "Answers refused (503) because the session store failed, by what was asked.",
             "counter",
         );
-        let _ = writeln!(
-            out,
-            "gatehouse_store_errors_total {}",
-            get(&self.store_errors)
-        );
+        for op in StoreOp::ALL {
+            let _ = writeln!(
+                out,
+                "gatehouse_store_errors_total{{op=\"{}\"}} {}",
+                op.label(),
+                get(&self.store_errors[op as usize])
+            );
+        }
         if let Some(n) = sessions {
             family(
                 &mut out,
@@ -370,6 +412,10 @@ mod tests {
             .iter()
             .enumerate()
             .all(|(i, v)| *v as usize == i));
+        assert!(StoreOp::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v as usize == i));
     }
 
     #[test]
@@ -381,8 +427,11 @@ mod tests {
         m.session_ended(EndReason::Idle);
         m.invalidation(Invalidation::RevokeAll);
         m.reload(false);
+        m.store_error(StoreOp::Login);
         m.cut_off(CutOff::HeadTimeout);
         let text = m.render(Some(7), None);
+        assert!(text.contains("gatehouse_store_errors_total{op=\"login\"} 1\n"));
+        assert!(text.contains("gatehouse_store_errors_total{op=\"request\"} 0\n"));
         assert!(text.contains("gatehouse_requests_total{outcome=\"forwarded\"} 2\n"));
         assert!(text.contains("gatehouse_logins_total{result=\"failed\"} 1\n"));
         assert!(text.contains("gatehouse_sessions_ended_total{reason=\"idle\"} 1\n"));

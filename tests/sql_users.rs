@@ -297,12 +297,25 @@ async fn the_database_going_away_stops_sign_ins_only() {
     assert_eq!(gw.admin("GET", "/ready", None).await.0, 200);
     assert_eq!(ann.page("/reports").await.status, 200);
     let log = gw.log();
-    let outage_lines = log
+    let outage_lines: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("ERROR") && l.contains("users database unavailable"))
-        .count();
-    assert_eq!(outage_lines, 1, "one ERROR for the outage:\n{log}");
-    assert!(log.contains("users database reachable again"), "{log}");
+        .filter(|l| l.contains("gatehouse::outage") && l.contains("users database"))
+        .collect();
+    assert_eq!(outage_lines.len(), 2, "one line down, one back:\n{log}");
+    assert!(
+        outage_lines[0].contains("ERROR") && outage_lines[0].contains("is unreachable"),
+        "{}",
+        outage_lines[0]
+    );
+    assert!(
+        outage_lines[1].contains("is back after") && outage_lines[1].contains("login"),
+        "the refused sign-ins are counted: {}",
+        outage_lines[1]
+    );
+    assert!(
+        !log.contains(" WARN gatehouse::gateway::pages::login"),
+        "{log}"
+    );
 }
 
 /// `check-config --connect` runs the query once: fine against a real

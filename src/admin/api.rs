@@ -8,7 +8,8 @@ use crate::clock::Timestamp;
 use crate::gateway::authenticate::end_counted;
 use crate::gateway::device_label::describe;
 use crate::gateway::state::Shared;
-use crate::metrics::{Invalidation, METRICS};
+use crate::gateway::store_refusal;
+use crate::metrics::{Invalidation, StoreOp, METRICS};
 use crate::session::store::UserSessions;
 use crate::session::{EndReason, SessionKey};
 
@@ -196,7 +197,7 @@ pub async fn handle(
         _ => Ok(error(404, "not_found", "no such endpoint")),
     };
     result.unwrap_or_else(|e| {
-        METRICS.store_error();
+        store_refusal::count(shared, StoreOp::Admin, &e);
         error(503, "store_unavailable", &e.to_string())
     })
 }

@@ -12,9 +12,10 @@ use super::pages::{self, login_required, problem};
 use super::respond::Reply;
 use super::routing::{find_route, under_prefix};
 use super::state::{Shared, Snapshot};
+use super::store_refusal;
 use super::RequestCtx;
 use crate::config::Access;
-use crate::metrics::METRICS;
+use crate::metrics::StoreOp;
 use crate::wire::framing;
 
 /// `Ok(true)` when the gateway answered the request itself.
@@ -131,13 +132,12 @@ async fn decide(
     {
         Ok(auth) => auth,
         Err(e) => {
-            tracing::error!("{e}");
-            METRICS.store_error();
             // A public page needs no session: serve it, without identity,
-            // and leave the cookie alone.
+            // and leave the cookie alone (nothing was refused).
             if route.access == Access::Public {
                 return Ok(None);
             }
+            store_refusal::count(shared, StoreOp::Request, &e);
             return Ok(Some(problem(
                 snap,
                 ctx.page_load,

@@ -19,7 +19,7 @@ use super::routing::{find_route, under_prefix};
 use super::state::{Shared, Snapshot};
 use super::{peer_ip, RequestCtx};
 use crate::config::Access;
-use crate::metrics::{Outcome, METRICS};
+use crate::metrics::{Outcome, StoreOp};
 use crate::session::EndReason;
 use crate::wire::forwarded::is_trusted;
 use crate::wire::identity_headers::every_identity_header;
@@ -110,11 +110,12 @@ async fn decide(
     let auth = match authenticate(shared, snap, cookies.as_deref(), login).await {
         Ok(auth) => auth,
         Err(e) => {
-            tracing::error!("{e}");
-            METRICS.store_error();
+            // As for a proxied public page: nothing needs the session, so
+            // nothing is refused or counted.
             if !login {
                 return (Outcome::ForwardAuthAllowed, allowed(shared, snap, None));
             }
+            super::store_refusal::count(shared, StoreOp::Request, &e);
             return (
                 Outcome::ForwardAuthStoreUnavailable,
                 refuse(

@@ -20,15 +20,17 @@ pub mod routing;
 pub mod sign_in;
 pub mod signing;
 pub mod state;
+pub mod store_refusal;
 pub mod throttle;
 pub mod upstream_error;
+pub mod upstream_health;
 pub mod upstream_request;
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpPeer;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -63,6 +65,8 @@ pub struct RequestCtx {
     /// When the request left for the app, and how long its answer took.
     pub upstream_sent: Option<Instant>,
     pub upstream_ms: Option<u64>,
+    /// The upstream chosen for this request.
+    pub upstream: Option<SocketAddr>,
 }
 
 /// How a request ended, for the requests metric.
@@ -130,6 +134,7 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             upstream_sent: None,
             upstream_ms: None,
+            upstream: None,
         }
     }
 
@@ -168,6 +173,7 @@ impl ProxyHttp for Gateway {
             ));
         }
         let addr = upstreams[self.shared.next_upstream() % upstreams.len()];
+        ctx.upstream = Some(addr);
         Ok(Box::new(HttpPeer::new(addr, false, String::new())))
     }
 
@@ -190,6 +196,9 @@ impl ProxyHttp for Gateway {
         ctx.upstream_ms = ctx
             .upstream_sent
             .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX));
+        if let Some(addr) = ctx.upstream {
+            self.shared.upstream_health.answered(addr);
+        }
         app_response::finish(&self.shared, response, ctx).await
     }
 
@@ -199,7 +208,48 @@ impl ProxyHttp for Gateway {
         e: &pingora::Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if let Some(addr) = ctx.upstream {
+            self.shared.upstream_health.failed(addr, e);
+        }
         upstream_error::answer(session, e, ctx).await
+    }
+
+    /// An unreachable upstream is one outage, logged by `upstream_health`,
+    /// not one Pingora error line per request; a client that went away
+    /// mid-request is said at debug (its access line shows status 0).
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, e: &pingora::Error) -> bool {
+        if ctx.upstream.is_some() && upstream_health::unreachable(e) {
+            return true;
+        }
+        let client_gone = upstream_error::status_for(e) == 0;
+        if client_gone {
+            tracing::debug!("the client went away: {e}");
+        }
+        client_gone
+    }
+
+    /// A failure on a pooled connection that Pingora retries on a fresh
+    /// one is harmless: the retry's outcome is what matters (logged if it
+    /// fails too). Said at debug instead of Pingora's warning.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        e: &pingora::Error,
+        context: ProxyWarnLogContext,
+    ) -> bool {
+        let retry = matches!(context, ProxyWarnLogContext::UpstreamRetry);
+        if retry {
+            tracing::debug!("upstream connection failed, retrying on a fresh one: {e}");
+        }
+        retry
+    }
+
+    /// What Pingora's own error lines say about a request: no query
+    /// string (it may carry an app's tokens), as in the access log.
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let path = ctx.target.as_ref().map_or("-", |t| t.path.as_str());
+        format!("{} {path}", session.req_header().method)
     }
 
     async fn logging(

@@ -91,6 +91,8 @@ pub struct Shared {
     pub users_file_lock: tokio::sync::Mutex<()>,
     /// Refused logins waiting out `login.failure_delay`.
     pub refusal_delay: super::refusal_delay::RefusalDelay,
+    /// Upstreams that cannot be reached now, each logged as one outage.
+    pub upstream_health: super::upstream_health::UpstreamHealth,
     next_upstream: AtomicUsize,
 }
 
@@ -129,6 +131,7 @@ impl Shared {
             rng,
             users_file_lock: tokio::sync::Mutex::new(()),
             refusal_delay: Default::default(),
+            upstream_health: Default::default(),
             next_upstream: AtomicUsize::new(0),
         })
     }

@@ -16,6 +16,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::signing::Signer;
 use super::state::{Shared, Snapshot};
 use crate::auth::verifier::Busy;
 use crate::auth::User;
@@ -78,7 +79,7 @@ pub async fn failed(
             tracing::warn!(
                 target: "gatehouse::audit",
                 event = "login_throttled",
-                subject = ?subject,
+                subject = %logged_subject(shared, username, &subject),
                 failures = count,
                 ban_seconds = settings.ban_time.as_secs(),
                 "login throttled: {count} failures"
@@ -98,7 +99,7 @@ pub enum Checked {
     /// The hashing queue is full.
     Busy,
     /// The store holding the failure counts did not answer.
-    Unavailable,
+    Unavailable(StoreError),
 }
 
 /// Checks a typed `password` for the name `username` against `user`'s hash
@@ -124,7 +125,7 @@ pub async fn check_password(
             tracing::info!(target: "gatehouse::audit", event = "login_throttled", form, "login refused: throttled");
             return Checked::Banned(wait);
         }
-        Err(_) => return Checked::Unavailable,
+        Err(e) => return Checked::Unavailable(e),
     }
     match shared.verify_password(snap, user, password).await {
         Ok(true) => return Checked::Right,
@@ -138,7 +139,7 @@ pub async fn check_password(
     tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?known.unwrap_or("(unknown user)"), form, "login failed");
     match failed(shared, login, username, ip).await {
         Ok(()) => Checked::Wrong,
-        Err(_) => Checked::Unavailable,
+        Err(e) => Checked::Unavailable(e),
     }
 }
 
@@ -156,9 +157,40 @@ pub fn retry_after(wait: Duration) -> String {
     wait.as_secs().max(1).to_string()
 }
 
+/// How a subject appears in the log: addresses, and names of users that
+/// exist, as they are; any other name (often a password typed into the
+/// name box) as a short keyed hash, so attempts on it still group together
+/// in the log without the text being readable or guessable from it.
+fn logged_subject(shared: &Shared, username: &str, subject: &str) -> String {
+    let known = shared.snapshot.load().users.get(username).is_some();
+    match subject.strip_prefix("user:") {
+        Some(name) if !known => format!("user:#{}", pseudonym(&shared.signer, name)),
+        _ => subject.to_string(),
+    }
+}
+
+fn pseudonym(signer: &Signer, name: &str) -> String {
+    signer
+        .token("log pseudonym", name.as_bytes())
+        .chars()
+        .take(8)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pseudonyms_are_short_stable_and_keyed() {
+        let a = Signer::new(&[1; 32]);
+        let p = pseudonym(&a, "hunter2-secret-pass");
+        assert_eq!(p.len(), 8);
+        assert!(!"hunter2-secret-pass".contains(&p));
+        assert_eq!(p, pseudonym(&a, "hunter2-secret-pass"));
+        assert_ne!(p, pseudonym(&a, "hunter3-secret-pass"));
+        assert_ne!(p, pseudonym(&Signer::new(&[2; 32]), "hunter2-secret-pass"));
+    }
 
     #[test]
     fn names_are_canonical_and_addresses_get_more_room() {

@@ -6,6 +6,7 @@
 pub mod app_db;
 pub mod browser;
 pub mod front;
+pub mod load;
 pub mod php;
 pub mod redis;
 pub mod trickle;
@@ -90,6 +91,8 @@ pub struct Gateway {
     dir: tempfile::TempDir,
     /// The extra flags it was started with, kept for `start_again`.
     flags: Vec<String>,
+    /// Environment variables set on top of `RUST_LOG=debug`.
+    env: Vec<(String, String)>,
     /// How many runs have logged "listening" in `gatehouse.log` so far.
     starts_logged: usize,
 }
@@ -116,7 +119,26 @@ impl Gateway {
         Self::start_in(config_text, &users_toml(), &[], flags)
     }
 
+    /// Starts with environment variables set (`RUST_LOG`, ...).
+    pub fn start_with_env(
+        config_text: &str,
+        files: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        Self::start_full(config_text, &users_toml(), files, &[], env)
+    }
+
     fn start_in(config_text: &str, users: &str, files: &[(&str, &str)], flags: &[&str]) -> Gateway {
+        Self::start_full(config_text, users, files, flags, &[])
+    }
+
+    fn start_full(
+        config_text: &str,
+        users: &str,
+        files: &[(&str, &str)],
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
         for (name, contents) in files {
@@ -131,13 +153,18 @@ impl Gateway {
         std::fs::write(&config_path, text).unwrap();
         std::fs::write(dir.path().join("users.toml"), users).unwrap();
         std::fs::write(dir.path().join("secret.key"), TEST_SECRET).unwrap();
-        let child = spawn_with(dir.path(), flags);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = spawn_with(dir.path(), flags, &env);
         let mut gw = Gateway {
             addr,
             admin,
             child,
             dir,
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            env,
             starts_logged: 0,
         };
         gw.wait_ready();
@@ -198,7 +225,7 @@ impl Gateway {
     /// Starts the gateway again on the same config, ports, flags and state.
     pub fn start_again(&mut self) {
         let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
-        self.child = spawn_with(self.dir.path(), &flags);
+        self.child = spawn_with(self.dir.path(), &flags, &self.env);
         self.wait_ready();
     }
 
@@ -209,7 +236,7 @@ impl Gateway {
         let _ = std::fs::remove_file(&sock);
         let mut flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
         flags.push("-u");
-        let new = spawn_with(self.dir.path(), &flags);
+        let new = spawn_with(self.dir.path(), &flags, &self.env);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !sock.exists() {
             assert!(
@@ -275,9 +302,9 @@ impl Drop for Gateway {
     }
 }
 
-/// `gatehouse run` on the config in `dir` with extra `flags`, logging to
-/// `dir/gatehouse.log`.
-fn spawn_with(dir: &Path, flags: &[&str]) -> Child {
+/// `gatehouse run` on the config in `dir` with extra `flags` and `env`,
+/// logging to `dir/gatehouse.log`.
+fn spawn_with(dir: &Path, flags: &[&str], env: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -289,6 +316,7 @@ fn spawn_with(dir: &Path, flags: &[&str]) -> Child {
         .arg(dir.join("gatehouse.toml"))
         .args(flags)
         .env("RUST_LOG", "debug")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)

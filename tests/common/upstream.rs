@@ -48,7 +48,12 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// An upstream on `addr` (one that was down, coming back).
+    pub fn start_on(addr: SocketAddr) -> Upstream {
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);

@@ -14,7 +14,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use super::source::{Lookup, Unavailable, UserSource};
 use super::User;
 use crate::clock::{Clock, Timestamp};
 use crate::config::SqlSettings;
+use crate::outage::Outage;
 use crate::session::store::redis::conn::IoRuntime;
 pub use query::{Dialect, Source};
 
@@ -57,7 +58,9 @@ pub struct SqlUsers {
     refresh: Duration,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<String, Entry>>,
-    down: AtomicBool,
+    /// Hears every query: one line when the database goes away, one (with
+    /// what was refused) when it is back.
+    outage: Outage,
     queries_ok: AtomicU64,
     queries_failed: AtomicU64,
     /// A real hash last read: unknown users are verified against it.
@@ -89,7 +92,10 @@ impl SqlUsers {
             refresh: settings.refresh,
             clock,
             cache: Mutex::new(HashMap::new()),
-            down: AtomicBool::new(false),
+            outage: Outage::new(
+                format!("users database {}", describe(&settings.url)),
+                settings.timeout + Duration::from_millis(100),
+            ),
             queries_ok: AtomicU64::new(0),
             queries_failed: AtomicU64::new(0),
             seen_hash: Mutex::new(None),
@@ -261,22 +267,18 @@ impl SqlUsers {
         self.health(outcome.as_ref().err());
     }
 
-    /// One line when the database goes away, one when it is back.
+    /// Tells the outage how a query went; while it lasts, sign-ins answer
+    /// "unavailable" and signed-in users go on with the records last read.
     fn health(&self, failure: Option<&Unavailable>) {
         match failure {
-            Some(e) => {
-                if !self.down.swap(true, Ordering::Relaxed) {
-                    tracing::error!(
-                        "{e}: sign-ins answer \"unavailable\", signed-in users go on with the records last read"
-                    );
-                }
-            }
-            None => {
-                if self.down.swap(false, Ordering::Relaxed) {
-                    tracing::info!("users database reachable again");
-                }
-            }
+            Some(e) => self.outage.failed(&e.0),
+            None => self.outage.succeeded(),
         }
+    }
+
+    /// The database's outage, if any: refused sign-ins are counted in it.
+    pub fn outage(&self) -> &Outage {
+        &self.outage
     }
 
     /// The Prometheus lines of this backend.
@@ -292,7 +294,7 @@ impl SqlUsers {
              gatehouse_users_sql_up {}",
             self.queries_ok.load(Ordering::Relaxed),
             self.queries_failed.load(Ordering::Relaxed),
-            u8::from(!self.down.load(Ordering::Relaxed)),
+            u8::from(!self.outage.is_down()),
         );
     }
 }
@@ -319,6 +321,18 @@ impl Entry {
             used_at: now,
             refreshing: false,
         }
+    }
+}
+
+/// The URL for the log: no credentials, no query string.
+fn describe(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{rest}")
+        }
+        None => url.to_string(),
     }
 }
 

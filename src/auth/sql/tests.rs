@@ -99,3 +99,20 @@ async fn wrong_guesses_at_many_names_leave_nothing_behind() {
     assert_eq!(users.prune(clock.now(), 30 * MINUTE), 50);
     assert!(users.cache.lock().is_empty());
 }
+
+#[test]
+fn the_logged_url_holds_no_credentials() {
+    use super::describe;
+    assert_eq!(
+        describe("postgres://gatehouse_ro:s3cret@127.0.0.1:5432/app?sslmode=require&password=x"),
+        "postgres://127.0.0.1:5432/app"
+    );
+    assert_eq!(
+        describe("mysql://root@localhost/app"),
+        "mysql://localhost/app"
+    );
+    assert_eq!(
+        describe("sqlite:///var/lib/app/db.sqlite3"),
+        "sqlite:///var/lib/app/db.sqlite3"
+    );
+}

@@ -5,11 +5,12 @@
 use pingora::proxy::Session;
 
 use super::form::read_form;
-use super::{forged, require_session, Reply};
+use super::{forged, require_session, store_refused, Reply};
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::{end_counted, end_session, Authed};
 use crate::gateway::device_label::describe;
 use crate::gateway::state::{Shared, Snapshot};
+use crate::metrics::StoreOp;
 use crate::session::store::UserSessions;
 use crate::session::{EndReason, SessionKey};
 use crate::ui::{self, escape, Slot};
@@ -79,7 +80,7 @@ pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply 
     };
     let sessions = match shared.store.list_user(&authed.user.username).await {
         Ok(s) => s,
-        Err(_) => return super::store_down(snap),
+        Err(e) => return store_refused(shared, snap, StoreOp::OwnPage, &e),
     };
     let token = shared.signer.token(CSRF_PURPOSE, &authed.key.0);
     let prefix = &snap.settings.server.prefix;
@@ -125,7 +126,7 @@ pub async fn revoke(
     }
     let sessions = match shared.store.list_user(&authed.user.username).await {
         Ok(s) => s,
-        Err(_) => return Ok(super::store_down(snap)),
+        Err(e) => return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e)),
     };
     let wanted = SessionKey::from_hex(form.get("device"));
     let victims = sessions.iter().map(|(k, _)| *k).filter(|k| {
@@ -136,8 +137,8 @@ pub async fn revoke(
         }
     });
     for victim in victims.collect::<Vec<_>>() {
-        if end_other(shared, &authed, victim).await.is_err() {
-            return Ok(super::store_down(snap));
+        if let Err(e) = end_other(shared, &authed, victim).await {
+            return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e));
         }
     }
     let to = if !others && wanted == Some(authed.key) {

@@ -20,9 +20,11 @@ use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::safe_redirect;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
+use crate::gateway::store_refusal;
 use crate::gateway::throttle::{ban_message, check_password, retry_after, Checked};
-use crate::metrics::{Login, METRICS};
-use crate::session::store::UserSessions;
+use crate::metrics::{Login, StoreOp, METRICS};
+use crate::outage::Refused;
+use crate::session::store::{StoreError, UserSessions};
 use crate::session::{EndReason, SessionKey};
 use crate::ui::{self, Slot};
 use crate::wire::cookie;
@@ -88,6 +90,13 @@ fn unavailable(snap: &Snapshot) -> Reply {
             "",
         ),
     )
+}
+
+/// The store failed: counted, covered by its outage lines, and answered
+/// with the "unavailable" page.
+fn store_unavailable(shared: &Shared, snap: &Snapshot, e: &StoreError) -> Reply {
+    store_refusal::count(shared, StoreOp::Login, e);
+    unavailable(snap)
 }
 
 /// The login page; `notice` is (css class, sentence).
@@ -162,8 +171,11 @@ pub async fn submit(
     let ip = client_ip(snap, session);
     let found = match shared.users(snap).sign_in_lookup(username).await {
         Ok(found) => found,
+        // Covered by the database's outage lines, not a line per sign-in.
         Err(e) => {
-            tracing::warn!("sign-in refused: {e}");
+            if let Some(sql) = &shared.sql_users {
+                sql.outage().refused(Refused::Login, &e.0);
+            }
             return Ok(unavailable(snap));
         }
     };
@@ -189,7 +201,7 @@ pub async fn submit(
             );
         }
         Checked::Busy => return Ok(busy(snap)),
-        Checked::Unavailable => return Ok(unavailable(snap)),
+        Checked::Unavailable(e) => return Ok(store_unavailable(shared, snap, &e)),
     };
     let Some(user) = user.filter(|_| right) else {
         return Ok(login_page(
@@ -205,8 +217,9 @@ pub async fn submit(
     // A new ID on every login; the session this browser had is ended.
     let cookies = cookie_header(session.req_header());
     if let Some(old) = read_cookie(snap, cookies.as_deref()).and_then(|c| c.key) {
+        // The store's outage lines cover a failure here; the login goes on.
         if let Err(e) = shared.store.remove(&old).await {
-            tracing::warn!("could not end the previous session {old}: {e}");
+            tracing::debug!("could not end the previous session {old}: {e}");
         }
     }
     finish(shared, snap, session, &nonce, user, &rd, None).await
@@ -223,10 +236,7 @@ async fn finish(
     end_first: Option<SessionKey>,
 ) -> pingora::Result<Reply> {
     let live = match sign_in(shared, snap, session, user, end_first).await {
-        Err(e) => {
-            tracing::error!("login of {:?} failed: {e}", user.username);
-            return Ok(unavailable(snap));
-        }
+        Err(e) => return Ok(store_unavailable(shared, snap, &e)),
         Ok(SignIn::Done { set_cookie, .. }) => return Ok(signed_in(rd, set_cookie)),
         Ok(SignIn::Full { live }) => live,
     };
@@ -341,7 +351,7 @@ pub async fn choose(
     {
         Ok(true) => {}
         Ok(false) => return Ok(refused("pending_token_replayed")),
-        Err(_) => return Ok(unavailable(snap)),
+        Err(e) => return Ok(store_unavailable(shared, snap, &e)),
     }
     let found = match shared.users(snap).sign_in_lookup(&pending.user).await {
         Ok(found) => found,

@@ -4,10 +4,11 @@
 use pingora::proxy::Session;
 
 use super::form::read_form;
-use super::{forged, store_down, Reply};
+use super::{forged, store_refused, Reply};
 use crate::gateway::authenticate::{authenticate, cookie_header, end_session, Auth};
 use crate::gateway::redirect::login_url;
 use crate::gateway::state::{Shared, Snapshot};
+use crate::metrics::StoreOp;
 use crate::session::EndReason;
 use crate::ui::{self, Slot};
 
@@ -32,7 +33,7 @@ pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply 
     let authed = match authenticate(shared, snap, cookies.as_deref(), false).await {
         Ok(Auth::Valid(a)) => a,
         Ok(_) => return signed_out(snap, false),
-        Err(_) => return store_down(snap),
+        Err(e) => return store_refused(shared, snap, StoreOp::Logout, &e),
     };
     let token = shared.signer.token(CSRF_PURPOSE, &authed.key.0);
     let prefix = &snap.settings.server.prefix;
@@ -61,7 +62,7 @@ pub async fn submit(
         Ok(Auth::Valid(a)) => a,
         // Nothing to end: just make sure the browser forgets the cookie.
         Ok(_) => return Ok(signed_out(snap, true)),
-        Err(_) => return Ok(store_down(snap)),
+        Err(e) => return Ok(store_refused(shared, snap, StoreOp::Logout, &e)),
     };
     let token = form.get("csrf_token");
     if !shared.signer.verify(CSRF_PURPOSE, &authed.key.0, token) {
@@ -72,16 +73,15 @@ pub async fn submit(
         );
         return Ok(forged(snap, "Not signed out", &action));
     }
-    if end_session(
+    if let Err(e) = end_session(
         shared,
         &authed.key,
         &authed.user.username,
         EndReason::Logout,
     )
     .await
-    .is_err()
     {
-        return Ok(store_down(snap));
+        return Ok(store_refused(shared, snap, StoreOp::Logout, &e));
     }
     Ok(signed_out(snap, true))
 }

@@ -16,6 +16,9 @@ use super::page_load::is_page_load;
 use super::redirect::login_url;
 use super::respond::Reply;
 use super::state::{Shared, Snapshot};
+use super::store_refusal;
+use crate::metrics::StoreOp;
+use crate::session::store::StoreError;
 use crate::session::EndReason;
 use crate::ui::{self, Slot};
 
@@ -83,7 +86,7 @@ pub async fn require_session(
     let cookies = cookie_header(session.req_header());
     let auth = authenticate(shared, snap, cookies.as_deref(), false)
         .await
-        .map_err(|_| store_down(snap))?;
+        .map_err(|e| store_refused(shared, snap, StoreOp::OwnPage, &e))?;
     match auth {
         Auth::Valid(a) => Ok(a),
         other => {
@@ -140,6 +143,12 @@ pub fn message_page(snap: &Snapshot, heading: &str, message: &str, action_html: 
         ],
     );
     ui::page(heading, &snap.settings.server.prefix, &content)
+}
+
+/// The session store failed for `op`: counted, and the page saying so.
+pub fn store_refused(shared: &Shared, snap: &Snapshot, op: StoreOp, e: &StoreError) -> Reply {
+    store_refusal::count(shared, op, e);
+    store_down(snap)
 }
 
 /// The session store did not answer: nobody is signed out for it.

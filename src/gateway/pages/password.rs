@@ -7,13 +7,14 @@
 use pingora::proxy::Session;
 
 use super::form::read_form;
-use super::{busy, forged, message_page, require_session, store_down, Reply};
+use super::{busy, forged, message_page, require_session, store_down, store_refused, Reply};
 use crate::auth::file::edit;
 use crate::gateway::authenticate::{end_counted, end_session, Authed};
 use crate::gateway::client_ip;
 use crate::gateway::sign_in::{sign_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::throttle::{ban_message, check_password, retry_after, Checked};
+use crate::metrics::StoreOp;
 use crate::session::EndReason;
 use crate::ui::{self, escape, Slot};
 
@@ -137,7 +138,7 @@ pub async fn submit(
                 .header("Retry-After", retry_after(wait)));
         }
         Checked::Busy => return Ok(busy(snap)),
-        Checked::Unavailable => return Ok(store_down(snap)),
+        Checked::Unavailable(e) => return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e)),
     }
     let hash = match shared.verifier.hash(new.to_string()).await {
         Ok(h) => h,
@@ -165,25 +166,23 @@ pub async fn submit(
     let fresh = shared.snapshot.load_full();
     let others = match shared.store.list_user(&username).await {
         Ok(list) => list,
-        Err(_) => return Ok(store_down(snap)),
+        Err(e) => return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e)),
     };
     for (key, _) in others.iter().filter(|(k, _)| *k != authed.key) {
-        if end_counted(shared, key, EndReason::Password).await.is_err() {
-            return Ok(store_down(snap));
+        if let Err(e) = end_counted(shared, key, EndReason::Password).await {
+            return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e));
         }
     }
-    if end_session(shared, &authed.key, &username, EndReason::Password)
-        .await
-        .is_err()
-    {
-        return Ok(store_down(snap));
+    if let Err(e) = end_session(shared, &authed.key, &username, EndReason::Password).await {
+        return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e));
     }
     let Some(user) = fresh.users.get(&username) else {
         return Ok(not_saved(snap, "the user vanished from the users file"));
     };
     let set_cookie = match sign_in(shared, &fresh, session, user, None).await {
         Ok(SignIn::Done { set_cookie, .. }) => set_cookie,
-        Ok(SignIn::Full { .. }) | Err(_) => return Ok(store_down(snap)),
+        Ok(SignIn::Full { .. }) => return Ok(store_down(snap)),
+        Err(e) => return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e)),
     };
     let action = format!(
         "<p class=\"aside\"><a href=\"/\">Continue</a> · <a href=\"{}/devices\">Your devices</a></p>",

@@ -143,6 +143,11 @@ pub trait SessionStore: Send + Sync {
     fn cache_following(&self) -> Option<bool> {
         None
     }
+    /// For a store reached over the network: the outage it is in, if any,
+    /// which logs its own start and end. `None`: an in-process store.
+    fn outage(&self) -> Option<&crate::outage::Outage> {
+        None
+    }
     /// Whether the store answers (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::conn::Connector;
+use crate::outage::Outage;
 use crate::session::{SessionKey, SessionRecord, Watermarks};
 
 const SHARDS: usize = 16;
@@ -232,8 +233,16 @@ impl Cache {
 
 /// Keeps a subscription to `channel` up for as long as `cache` is held
 /// elsewhere, feeding announcements into it. Runs on the store's runtime.
-pub async fn follow(cache: std::sync::Weak<Cache>, connector: Arc<Connector>, channel: String) {
+/// Losing it and getting it back are one line each; a subscription made
+/// also tells `outage` that Redis answers.
+pub async fn follow(
+    cache: std::sync::Weak<Cache>,
+    connector: Arc<Connector>,
+    channel: String,
+    outage: Arc<Outage>,
+) {
     let mut delay = Duration::from_millis(50);
+    let mut lost = false;
     loop {
         let Some(c) = cache.upgrade() else { return };
         if c.ttl.is_zero() {
@@ -246,7 +255,14 @@ pub async fn follow(cache: std::sync::Weak<Cache>, connector: Arc<Connector>, ch
                 if let Some(c) = cache.upgrade() {
                     c.set_live(true);
                 }
-                tracing::debug!("session cache: following {channel}");
+                outage.succeeded();
+                if std::mem::take(&mut lost) {
+                    tracing::info!(
+                        "session cache: the Redis subscription is back; using the cache again"
+                    );
+                } else {
+                    tracing::debug!("session cache: following {channel}");
+                }
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
                     let Some(c) = cache.upgrade() else { return };
@@ -259,6 +275,7 @@ pub async fn follow(cache: std::sync::Weak<Cache>, connector: Arc<Connector>, ch
                         None => c.forget_all(),
                     }
                 }
+                lost = true;
                 tracing::warn!(
                     "session cache: lost the Redis subscription; reading through until it is back"
                 );

@@ -32,6 +32,7 @@ use super::{
     least_recent_first, Admission, DeviceLimit, OnFull, SessionStore, StoreError, UserSessions,
 };
 use crate::clock::Timestamp;
+use crate::outage::Outage;
 use crate::session::{EndReason, SessionKey, SessionPolicy, SessionRecord, Watermarks};
 use cache::Cache;
 use conn::{Conn, Connector, IoRuntime, Limits, Target};
@@ -80,6 +81,9 @@ struct Inner {
 
 pub struct RedisStore {
     inner: Arc<Inner>,
+    /// Every command's result feeds it: the log says when Redis went away
+    /// and when it came back, not once per refused request.
+    outage: Arc<Outage>,
     // Last: the runtime stops after everything that runs on it is gone.
     rt: IoRuntime,
 }
@@ -113,14 +117,20 @@ impl RedisStore {
             max_age_ms: AtomicU64::new(millis(opts.max_age)),
             seq: AtomicU64::new(0),
         });
+        // A command gives up after the timeout, plus the caller's margin.
+        let outage = Arc::new(Outage::new(
+            format!("redis store {}", connector.target().describe()),
+            opts.timeout + Duration::from_millis(100),
+        ));
         if !opts.cache_ttl.is_zero() {
             rt.handle().spawn(cache::follow(
                 Arc::downgrade(&cache),
                 connector,
                 format!("{}:events", opts.prefix),
+                Arc::clone(&outage),
             ));
         }
-        Ok(RedisStore { inner, rt })
+        Ok(RedisStore { inner, outage, rt })
     }
 
     /// Where the store points, without credentials.
@@ -134,8 +144,27 @@ impl RedisStore {
         self.inner.cache.is_live()
     }
 
-    /// Runs `f` on the store's runtime, within the timeout.
+    /// Runs `f` on the store's runtime, within the timeout; the outage
+    /// hears how it went.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Inner>, Conn) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, RedisError>> + Send + 'static,
+    {
+        self.watched(self.attempt(f).await)
+    }
+
+    /// Passes a result on, telling the outage about it.
+    fn watched<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &result {
+            Ok(_) => self.outage.succeeded(),
+            Err(e) => self.outage.failed(e),
+        }
+        result
+    }
+
+    async fn attempt<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(Arc<Inner>, Conn) -> Fut + Send + 'static,
@@ -195,6 +224,11 @@ impl RedisStore {
 
     /// Every record, read node by node (admin listings only: O(n)).
     async fn scan_records(&self) -> Result<Vec<(SessionKey, Arc<SessionRecord>)>, StoreError> {
+        let scanned = self.scan().await;
+        self.watched(scanned)
+    }
+
+    async fn scan(&self) -> Result<Vec<(SessionKey, Arc<SessionRecord>)>, StoreError> {
         let inner = Arc::clone(&self.inner);
         let connector = Arc::clone(&inner.connector);
         let pattern = format!("{}:{{*}}:s:*", inner.prefix);
@@ -782,6 +816,10 @@ impl SessionStore for RedisStore {
 
     fn cache_following(&self) -> Option<bool> {
         Some(self.following())
+    }
+
+    fn outage(&self) -> Option<&Outage> {
+        Some(&self.outage)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
