@@ -60,6 +60,7 @@ pub async fn failed(
     shared: &Shared,
     settings: &LoginSettings,
     username: &str,
+    known: Option<&User>,
     ip: Option<IpAddr>,
 ) -> Result<(), StoreError> {
     if settings.max_failures == 0 {
@@ -79,7 +80,7 @@ pub async fn failed(
             tracing::warn!(
                 target: "gatehouse::audit",
                 event = "login_throttled",
-                subject = %logged_subject(shared, username, &subject),
+                subject = %logged_subject(shared, known.is_some(), &subject),
                 failures = count,
                 ban_seconds = settings.ban_time.as_secs(),
                 "login throttled: {count} failures"
@@ -104,10 +105,9 @@ pub enum Checked {
 
 /// Checks a typed `password` for the name `username` against `user`'s hash
 /// (`None` for no such user: a dummy of the users source's format is
-/// verified). While the name or
-/// the client address is banned the attempt ends here, unverified. A wrong
-/// password counts toward a ban and writes the `login_failed` audit line;
-/// `form` says which form it came from.
+/// verified). While the name or the client address is banned the attempt
+/// ends here, unverified. A wrong password counts toward a ban and writes
+/// the `login_failed` audit line; `form` says which form it came from.
 pub async fn check_password(
     shared: &Shared,
     snap: &Snapshot,
@@ -117,16 +117,43 @@ pub async fn check_password(
     ip: Option<IpAddr>,
     form: &'static str,
 ) -> Checked {
-    let login = &snap.settings.login;
-    match banned(shared, login, username, ip).await {
-        Ok(None) => {}
+    if let Some(refused) = refuse_if_banned(shared, snap, username, ip, form).await {
+        return refused;
+    }
+    verify_unbanned(shared, snap, username, user, password, ip, form).await
+}
+
+/// The first half of `check_password`, for a form that must look its user
+/// up in between (the sign-in form: a banned name or address costs the
+/// app's database no query). `None` when the attempt may go on.
+pub async fn refuse_if_banned(
+    shared: &Shared,
+    snap: &Snapshot,
+    username: &str,
+    ip: Option<IpAddr>,
+    form: &'static str,
+) -> Option<Checked> {
+    match banned(shared, &snap.settings.login, username, ip).await {
+        Ok(None) => None,
         Ok(Some(wait)) => {
             METRICS.login(Login::Throttled);
             tracing::info!(target: "gatehouse::audit", event = "login_throttled", form, "login refused: throttled");
-            return Checked::Banned(wait);
+            Some(Checked::Banned(wait))
         }
-        Err(e) => return Checked::Unavailable(e),
+        Err(e) => Some(Checked::Unavailable(e)),
     }
+}
+
+/// The second half of `check_password`: only after `refuse_if_banned`.
+pub async fn verify_unbanned(
+    shared: &Shared,
+    snap: &Snapshot,
+    username: &str,
+    user: Option<&User>,
+    password: &str,
+    ip: Option<IpAddr>,
+    form: &'static str,
+) -> Checked {
     match shared.verify_password(snap, user, password).await {
         Ok(true) => return Checked::Right,
         Ok(false) => {}
@@ -137,7 +164,7 @@ pub async fn check_password(
     // username box must not end up in the log.
     let known = user.map(|u| u.username.as_str());
     tracing::info!(target: "gatehouse::audit", event = "login_failed", user = ?known.unwrap_or("(unknown user)"), form, "login failed");
-    match failed(shared, login, username, ip).await {
+    match failed(shared, &snap.settings.login, username, user, ip).await {
         Ok(()) => Checked::Wrong,
         Err(e) => Checked::Unavailable(e),
     }
@@ -161,8 +188,7 @@ pub fn retry_after(wait: Duration) -> String {
 /// exist, as they are; any other name (often a password typed into the
 /// name box) as a short keyed hash, so attempts on it still group together
 /// in the log without the text being readable or guessable from it.
-fn logged_subject(shared: &Shared, username: &str, subject: &str) -> String {
-    let known = shared.snapshot.load().users.get(username).is_some();
+fn logged_subject(shared: &Shared, known: bool, subject: &str) -> String {
     match subject.strip_prefix("user:") {
         Some(name) if !known => format!("user:#{}", pseudonym(&shared.signer, name)),
         _ => subject.to_string(),

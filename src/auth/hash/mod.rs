@@ -51,6 +51,30 @@ pub fn verify(stored: &str, password: &str) -> Checked {
     django::verify(stored, password)
 }
 
+/// True when `stored` names a format that costs a real computation to
+/// verify: only such a hash may stand in as the dummy for unknown users,
+/// or they would be answered faster than real ones. Cheap: reads the
+/// format's name only.
+pub fn costs_a_verification(stored: &str) -> bool {
+    const COMPUTED: [&str; 10] = [
+        "argon2id",
+        "argon2i",
+        "argon2d",
+        "2a",
+        "2b",
+        "2y",
+        "pbkdf2_sha256",
+        "pbkdf2_sha1",
+        "bcrypt_sha256",
+        "scrypt",
+    ];
+    if stored.is_empty() || stored.starts_with('!') {
+        return false;
+    }
+    let name = format_name(stored);
+    COMPUTED.contains(&name.as_str()) || name == "bcrypt" || name == "argon2"
+}
+
 /// The name of a hash's format, safe to log: the PHC or modular-crypt
 /// identifier, or Django's algorithm name; never any part of the hash.
 pub fn format_name(stored: &str) -> String {
@@ -78,6 +102,27 @@ mod vectors;
 mod tests {
     use super::vectors::*;
     use super::*;
+
+    #[test]
+    fn only_hashes_that_are_computed_may_be_the_dummy() {
+        for computed in [
+            DJANGO_PBKDF2_SHA256,
+            DJANGO_PBKDF2_SHA1,
+            DJANGO_ARGON2,
+            DJANGO_BCRYPT_SHA256,
+            DJANGO_BCRYPT,
+            DJANGO_SCRYPT,
+            PHP_BCRYPT_2Y,
+            PHP_ARGON2ID,
+            PHP_ARGON2I,
+        ] {
+            assert!(costs_a_verification(computed), "{computed}");
+        }
+        assert!(!costs_a_verification("!unusable"));
+        assert!(!costs_a_verification(""));
+        assert!(!costs_a_verification("md5$salt$hash"));
+        assert!(!costs_a_verification("plaintext"));
+    }
 
     #[test]
     fn every_format_from_the_real_tools_verifies() {

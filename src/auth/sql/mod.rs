@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::hash;
 use super::source::{Lookup, Unavailable, UserSource};
 use super::User;
 use crate::clock::{Clock, Timestamp};
@@ -109,7 +110,11 @@ impl SqlUsers {
         let mut cache = self.cache.lock();
         match &found {
             Some(u) => {
-                *self.seen_hash.lock() = Some(u.password_hash.clone());
+                // An unusable or unsupported hash is answered at once: as
+                // the dummy it would make unknown names the fast ones.
+                if !u.disabled && hash::costs_a_verification(&u.password_hash) {
+                    *self.seen_hash.lock() = Some(u.password_hash.clone());
+                }
                 cache.insert(u.username.clone(), Entry::fresh(Some(Arc::clone(u)), now));
             }
             None => {

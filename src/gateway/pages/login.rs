@@ -21,7 +21,9 @@ use crate::gateway::redirect::safe_redirect;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::store_refusal;
-use crate::gateway::throttle::{ban_message, check_password, retry_after, Checked};
+use crate::gateway::throttle::{
+    ban_message, refuse_if_banned, retry_after, verify_unbanned, Checked,
+};
 use crate::metrics::{Login, StoreOp, METRICS};
 use crate::outage::Refused;
 use crate::session::store::{StoreError, UserSessions};
@@ -169,28 +171,32 @@ pub async fn submit(
 
     let username = field("username");
     let ip = client_ip(snap, session);
-    let found = match shared.users(snap).sign_in_lookup(username).await {
-        Ok(found) => found,
-        // Covered by the database's outage lines, not a line per sign-in.
-        Err(e) => {
-            if let Some(sql) = &shared.sql_users {
-                sql.outage().refused(Refused::Login, &e.0);
-            }
-            return Ok(unavailable(snap));
+    // A ban is checked before the user is looked up, so a banned name or
+    // address costs the app's database nothing.
+    let (found, checked) = match refuse_if_banned(shared, snap, username, ip, "login").await {
+        Some(refused) => (None, refused),
+        None => {
+            let found = match shared.users(snap).sign_in_lookup(username).await {
+                Ok(found) => found,
+                Err(e) => {
+                    // Covered by the database's outage lines, not a line
+                    // per sign-in.
+                    METRICS.login(Login::StoreUnavailable);
+                    if let Some(sql) = &shared.sql_users {
+                        sql.outage().refused(Refused::Login, &e.0);
+                    }
+                    return Ok(unavailable(snap));
+                }
+            };
+            let user = found.as_deref().filter(|u| !u.disabled);
+            let password = field("password");
+            let checked =
+                verify_unbanned(shared, snap, username, user, password, ip, "login").await;
+            (found, checked)
         }
     };
     let user = found.as_ref().filter(|u| !u.disabled);
-    let password = field("password");
-    let checked = check_password(
-        shared,
-        snap,
-        username,
-        user.map(|u| &**u),
-        password,
-        ip,
-        "login",
-    );
-    let right = match checked.await {
+    let right = match checked {
         Checked::Right => true,
         Checked::Wrong => false,
         Checked::Banned(wait) => {
