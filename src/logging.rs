@@ -15,6 +15,19 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+/// A database or store URL as it may be logged: scheme, host and path,
+/// without credentials (`user:password@`) or a query (`?password=`).
+pub fn url_for_log(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{rest}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Crates (and their `_suffixed` siblings: `pingora_core`, `hyper_util`)
 /// whose debug and trace lines print request or response bytes, and the
 /// most verbose level they may log at by default.

@@ -94,7 +94,10 @@ impl SqlUsers {
             clock,
             cache: Mutex::new(HashMap::new()),
             outage: Outage::new(
-                format!("users database {}", describe(&settings.url)),
+                format!(
+                    "users database {}",
+                    crate::logging::url_for_log(&settings.url)
+                ),
                 settings.timeout + Duration::from_millis(100),
             ),
             queries_ok: AtomicU64::new(0),
@@ -326,18 +329,6 @@ impl Entry {
             used_at: now,
             refreshing: false,
         }
-    }
-}
-
-/// The URL for the log: no credentials, no query string.
-fn describe(url: &str) -> String {
-    let url = url.split('?').next().unwrap_or(url);
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            format!("{scheme}://{rest}")
-        }
-        None => url.to_string(),
     }
 }
 

@@ -102,7 +102,7 @@ async fn wrong_guesses_at_many_names_leave_nothing_behind() {
 
 #[test]
 fn the_logged_url_holds_no_credentials() {
-    use super::describe;
+    use crate::logging::url_for_log as describe;
     assert_eq!(
         describe("postgres://gatehouse_ro:s3cret@127.0.0.1:5432/app?sslmode=require&password=x"),
         "postgres://127.0.0.1:5432/app"

@@ -103,12 +103,12 @@ impl Target {
     /// The URL without credentials, for logs and errors.
     pub fn describe(&self) -> String {
         match self {
-            Target::Standalone(url) => redact(url),
+            Target::Standalone(url) => crate::logging::url_for_log(url),
             Target::Cluster(nodes) => format!(
                 "cluster {}",
                 nodes
                     .iter()
-                    .map(|n| redact(n))
+                    .map(|n| crate::logging::url_for_log(n))
                     .collect::<Vec<_>>()
                     .join(",")
             ),
@@ -133,13 +133,6 @@ fn split_hosts(hosts: &str) -> Result<Vec<&str>, String> {
         return Err(format!("expected host:port,host:port,..., found {hosts:?}"));
     }
     Ok(list)
-}
-
-fn redact(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
-        _ => url.to_string(),
-    }
 }
 
 /// Timeouts shared by every connection.
