@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::hash::{verify as check, Checked};
-use super::password::{dummy_hash, hash_password};
+use super::password::hash_password;
 use crate::bounded::Place;
 
 /// Attempts waiting for a hashing slot, per slot, before new ones are
@@ -46,14 +46,6 @@ impl PasswordVerifier {
             max_waiting: (slots * QUEUE_PER_SLOT).max(MIN_QUEUE),
             reported: Default::default(),
         }
-    }
-
-    /// Verifies against `stored`, or against the dummy hash when there is
-    /// no such user, so both cost the same. `Busy` when the queue is full.
-    pub async fn verify(&self, stored: Option<String>, password: String) -> Result<bool, Busy> {
-        let stored = stored.map(|h| (String::new(), h));
-        self.verify_user(stored, dummy_hash().to_string(), password)
-            .await
     }
 
     /// Verifies `password` against a user's `(name, stored hash)` in any
@@ -135,18 +127,26 @@ fn yield_cpu_to_proxying() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::password::hash_password;
+    use crate::auth::password::{dummy_hash, hash_password};
+
+    /// The users file's way in: `None` is verified against its dummy.
+    async fn verify(
+        v: &PasswordVerifier,
+        stored: Option<String>,
+        password: &str,
+    ) -> Result<bool, Busy> {
+        let user = stored.map(|h| ("alice".to_string(), h));
+        v.verify_user(user, dummy_hash().to_string(), password.into())
+            .await
+    }
 
     #[tokio::test]
     async fn verifies_in_the_blocking_pool() {
         let v = PasswordVerifier::new(2);
         let h = hash_password("pw-123456").unwrap();
-        assert_eq!(
-            v.verify(Some(h.clone()), "pw-123456".into()).await,
-            Ok(true)
-        );
-        assert_eq!(v.verify(Some(h), "wrong".into()).await, Ok(false));
-        assert_eq!(v.verify(None, "pw-123456".into()).await, Ok(false));
+        assert_eq!(verify(&v, Some(h.clone()), "pw-123456").await, Ok(true));
+        assert_eq!(verify(&v, Some(h), "wrong").await, Ok(false));
+        assert_eq!(verify(&v, None, "pw-123456").await, Ok(false));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,9 +156,9 @@ mod tests {
         let mut attempts = Vec::new();
         for _ in 0..100 {
             let (v, h) = (v.clone(), h.clone());
-            attempts.push(tokio::spawn(async move {
-                v.verify(Some(h), "wrong".into()).await
-            }));
+            attempts.push(tokio::spawn(
+                async move { verify(&v, Some(h), "wrong").await },
+            ));
         }
         let mut busy = 0;
         for a in attempts {
@@ -174,7 +174,7 @@ mod tests {
             "{busy} turned away"
         );
         assert_eq!(
-            v.verify(None, "x".into()).await,
+            verify(&v, None, "x").await,
             Ok(false),
             "usable again once drained"
         );
