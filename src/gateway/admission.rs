@@ -5,17 +5,15 @@
 use pingora::proxy::Session;
 use std::sync::Arc;
 
-use super::authenticate::{authenticate, cookie_header, Auth};
+use super::authenticate::cookie_header;
 use super::normalize::{normalize_host, normalize_target};
 use super::page_load::is_page_load;
 use super::pages::{self, login_required, problem};
 use super::respond::Reply;
+use super::route_access::{judge, Verdict, STORE_DOWN};
 use super::routing::{find_route, under_prefix};
 use super::state::{Shared, Snapshot};
-use super::store_refusal;
 use super::RequestCtx;
-use crate::config::Access;
-use crate::metrics::StoreOp;
 use crate::wire::framing;
 
 /// `Ok(true)` when the gateway answered the request itself.
@@ -122,63 +120,46 @@ async fn decide(
     ctx.target = Some(target);
 
     let cookies = cookie_header(session.req_header());
-    let auth = match authenticate(
-        shared,
-        snap,
-        cookies.as_deref(),
-        route.access == Access::Login,
-    )
-    .await
-    {
-        Ok(auth) => auth,
-        Err(e) => {
-            // A public page needs no session: serve it, without identity,
-            // and leave the cookie alone (nothing was refused).
-            if route.access == Access::Public {
-                return Ok(None);
-            }
-            store_refusal::count(shared, StoreOp::Request, &e);
+    let authed = match judge(shared, snap, route, cookies.as_deref()).await {
+        Verdict::Allowed(authed) => authed,
+        // 4. public: forward, identity only if a session happens to be valid
+        Verdict::Public {
+            authed: Some(authed),
+            ..
+        } => authed,
+        Verdict::Public {
+            authed: None,
+            stale_cookie,
+        } => {
+            ctx.clear_session_cookie = stale_cookie;
+            return Ok(None);
+        }
+        // 5. login required
+        Verdict::LoginRequired(auth) => {
+            return Ok(Some(login_required(snap, ctx.page_load, &rd, &auth)))
+        }
+        Verdict::WrongGroup(authed, message) => {
+            ctx.user = Some(authed.user.username.clone());
+            return Ok(Some(problem(
+                snap,
+                ctx.page_load,
+                403,
+                "forbidden",
+                "Not allowed",
+                &message,
+            )));
+        }
+        Verdict::StoreDown => {
             return Ok(Some(problem(
                 snap,
                 ctx.page_load,
                 503,
                 "store_unavailable",
                 "Temporarily unavailable",
-                "Your session could not be checked right now. You are still signed in; please try again shortly.",
-            )));
+                STORE_DOWN,
+            )))
         }
     };
-
-    let authed = match auth {
-        Auth::Valid(a) => a,
-        // 4. public: forward, identity only if a session happens to be valid
-        other if route.access == Access::Public => {
-            ctx.clear_session_cookie = other.had_cookie();
-            return Ok(None);
-        }
-        // 5. login required
-        other => return Ok(Some(login_required(snap, ctx.page_load, &rd, &other))),
-    };
-
-    if route.access == Access::Login
-        && !route.groups.is_empty()
-        && !authed.user.groups.iter().any(|g| route.groups.contains(g))
-    {
-        ctx.user = Some(authed.user.username.clone());
-        let message = format!(
-            "You are signed in as {}, but this page is only for members of: {}.",
-            authed.user.username,
-            route.groups.join(", ")
-        );
-        return Ok(Some(problem(
-            snap,
-            ctx.page_load,
-            403,
-            "forbidden",
-            "Not allowed",
-            &message,
-        )));
-    }
 
     if is_logout_path {
         // The app's own logout URL ends the gateway session too, once the

@@ -9,17 +9,17 @@
 
 use pingora::proxy::Session;
 
-use super::authenticate::{authenticate, cookie_header, Auth, Authed};
+use super::authenticate::{cookie_header, Auth, Authed};
 use super::normalize::{normalize_host, normalize_target};
 use super::page_load::is_page_load;
 use super::pages::{login_required, problem};
 use super::redirect::login_url;
 use super::respond::Reply;
+use super::route_access::{judge, Verdict, STORE_DOWN};
 use super::routing::{find_route, under_prefix};
 use super::state::{Shared, Snapshot};
 use super::{peer_ip, RequestCtx};
-use crate::config::Access;
-use crate::metrics::{Outcome, StoreOp};
+use crate::metrics::Outcome;
 use crate::session::EndReason;
 use crate::wire::forwarded::is_trusted;
 use crate::wire::identity_headers::every_identity_header;
@@ -106,67 +106,52 @@ async fn decide(
     ctx.target = Some(target);
 
     let cookies = cookie_header(req);
-    let login = route.access == Access::Login;
-    let auth = match authenticate(shared, snap, cookies.as_deref(), login).await {
-        Ok(auth) => auth,
-        Err(e) => {
-            // As for a proxied public page: nothing needs the session, so
-            // nothing is refused or counted.
-            if !login {
-                return (Outcome::ForwardAuthAllowed, allowed(shared, snap, None));
-            }
-            super::store_refusal::count(shared, StoreOp::Request, &e);
-            return (
-                Outcome::ForwardAuthStoreUnavailable,
-                refuse(
-                    503,
-                    "store_unavailable",
-                    "Your session could not be checked right now. You are still signed in; please try again shortly.",
-                ),
-            );
-        }
-    };
-    let authed = match auth {
-        Auth::Valid(a) => a,
-        _ if !login => return (Outcome::ForwardAuthAllowed, allowed(shared, snap, None)),
-        other if ctx.page_load => {
-            return (
-                Outcome::ForwardAuthLoginRedirect,
-                to_login_page(snap, &rd, &other),
+    match judge(shared, snap, route, cookies.as_deref()).await {
+        Verdict::Allowed(authed)
+        | Verdict::Public {
+            authed: Some(authed),
+            ..
+        } => {
+            ctx.user = Some(authed.user.username.clone());
+            (
+                Outcome::ForwardAuthAllowed,
+                allowed(shared, snap, Some(&authed)),
             )
         }
-        other => {
+        Verdict::Public { authed: None, .. } => {
+            (Outcome::ForwardAuthAllowed, allowed(shared, snap, None))
+        }
+        Verdict::LoginRequired(auth) if ctx.page_load => (
+            Outcome::ForwardAuthLoginRedirect,
+            to_login_page(snap, &rd, &auth),
+        ),
+        Verdict::LoginRequired(auth) => {
             // `Location` too, though the status is 401: nginx reads it with
             // `auth_request_set` for its `error_page 401` redirect, already
             // encoded (nginx has no way to encode `rd` itself).
-            let url = login_url(prefix, Some(&rd), other.reason().map(EndReason::as_str));
-            return (
+            let url = login_url(prefix, Some(&rd), auth.reason().map(EndReason::as_str));
+            (
                 Outcome::ForwardAuthUnauthorized,
-                login_required(snap, false, &rd, &other).header("Location", url),
-            );
+                login_required(snap, false, &rd, &auth).header("Location", url),
+            )
         }
-    };
-    ctx.user = Some(authed.user.username.clone());
-    if !route.groups.is_empty() && !authed.user.groups.iter().any(|g| route.groups.contains(g)) {
-        let message = format!(
-            "You are signed in as {}, but this page is only for members of: {}.",
-            authed.user.username,
-            route.groups.join(", ")
-        );
-        let reply = problem(
-            snap,
-            ctx.page_load,
-            403,
-            "forbidden",
-            "Not allowed",
-            &message,
-        );
-        return (Outcome::ForwardAuthForbidden, reply);
+        Verdict::WrongGroup(authed, message) => {
+            ctx.user = Some(authed.user.username.clone());
+            let reply = problem(
+                snap,
+                ctx.page_load,
+                403,
+                "forbidden",
+                "Not allowed",
+                &message,
+            );
+            (Outcome::ForwardAuthForbidden, reply)
+        }
+        Verdict::StoreDown => (
+            Outcome::ForwardAuthStoreUnavailable,
+            refuse(503, "store_unavailable", STORE_DOWN),
+        ),
     }
-    (
-        Outcome::ForwardAuthAllowed,
-        allowed(shared, snap, Some(&authed)),
-    )
 }
 
 /// 200 with every identity header, empty for nobody, and the signed

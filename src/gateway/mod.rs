@@ -16,6 +16,7 @@ pub mod redirect;
 pub mod refusal_delay;
 pub mod reload;
 pub mod respond;
+pub mod route_access;
 pub mod routing;
 pub mod sign_in;
 pub mod signing;
