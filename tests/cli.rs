@@ -173,19 +173,7 @@ fn a_missing_users_file_is_named() {
 
 #[test]
 fn hash_password_reads_stdin_and_makes_a_verifiable_argon2id_hash() {
-    let mut child = Command::new(common::binary())
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"tr0ub4dor&3\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(&["hash-password"], "tr0ub4dor&3\n");
     assert!(out.status.success());
     let hash = String::from_utf8(out.stdout).unwrap();
     let hash = hash.trim();
@@ -204,21 +192,10 @@ fn hash_password_reads_stdin_and_makes_a_verifiable_argon2id_hash() {
 }
 
 fn users_cmd(args: &[&str], stdin: &str) -> (i32, String) {
-    let mut child = Command::new(common::binary())
-        .arg("users")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let args: Vec<&str> = std::iter::once("users")
+        .chain(args.iter().copied())
+        .collect();
+    let out = with_stdin(&args, stdin);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -339,9 +316,9 @@ fn a_missing_users_file_is_named_at_users_file() {
     );
 }
 
-fn hash_password(password: &str, args: &[&str]) -> (bool, String, String) {
+/// Runs `gatehouse ARGS` with `stdin` written to it, and waits.
+fn with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(common::binary())
-        .arg("hash-password")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -352,9 +329,16 @@ fn hash_password(password: &str, args: &[&str]) -> (bool, String, String) {
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
+        .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn hash_password(password: &str, args: &[&str]) -> (bool, String, String) {
+    let args: Vec<&str> = std::iter::once("hash-password")
+        .chain(args.iter().copied())
+        .collect();
+    let out = with_stdin(&args, &format!("{password}\n"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
