@@ -9,6 +9,6 @@ pub mod user;
 pub mod verifier;
 
 pub use file::UserDb;
-pub use source::{UserSource, Users};
+pub use source::{Unavailable, UserSource, Users};
 pub use user::{Groups, User};
 pub use verifier::PasswordVerifier;

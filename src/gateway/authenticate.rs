@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::state::{Shared, Snapshot};
+use super::store_refusal::Unanswered;
 use crate::auth::{User, UserSource};
 use crate::clock::Timestamp;
 use crate::metrics::METRICS;
@@ -98,7 +99,7 @@ pub async fn authenticate(
     snap: &Snapshot,
     cookies: Option<&[u8]>,
     touch: bool,
-) -> Result<Auth, StoreError> {
+) -> Result<Auth, Unanswered> {
     let Some(cookie) = read_cookie(snap, cookies) else {
         return Ok(Auth::Anonymous);
     };
@@ -114,7 +115,7 @@ pub async fn authenticate(
         .users(snap)
         .session_lookup(&record.user)
         .await
-        .map_err(|e| StoreError(e.to_string()))?;
+        .map_err(Unanswered::Users)?;
     let mut verdict = judge(snap, &record, user.as_ref(), global, now);
     // A cached copy may be a little behind (another instance's touch):
     // before ending a session on its word, read the record itself.

@@ -49,7 +49,7 @@ pub async fn judge(
             }
         }
         Err(e) => {
-            store_refusal::count(shared, StoreOp::Request, &e);
+            store_refusal::count_unanswered(shared, StoreOp::Request, &e);
             return Verdict::StoreDown;
         }
     };

@@ -16,9 +16,8 @@ use super::page_load::is_page_load;
 use super::redirect::login_url;
 use super::respond::Reply;
 use super::state::{Shared, Snapshot};
-use super::store_refusal;
+use super::store_refusal::{self, Unanswered};
 use crate::metrics::StoreOp;
-use crate::session::store::StoreError;
 use crate::session::EndReason;
 use crate::ui::{self, Slot};
 
@@ -146,8 +145,13 @@ pub fn message_page(snap: &Snapshot, heading: &str, message: &str, action_html: 
 }
 
 /// The session store failed for `op`: counted, and the page saying so.
-pub fn store_refused(shared: &Shared, snap: &Snapshot, op: StoreOp, e: &StoreError) -> Reply {
-    store_refusal::count(shared, op, e);
+pub fn store_refused(
+    shared: &Shared,
+    snap: &Snapshot,
+    op: StoreOp,
+    e: impl Into<Unanswered>,
+) -> Reply {
+    store_refusal::count_unanswered(shared, op, &e.into());
     store_down(snap)
 }
 
