@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::authenticate::cookie_header;
 use super::normalize::{normalize_host, normalize_target};
 use super::page_load::is_page_load;
-use super::pages::{self, login_required, problem};
+use super::pages::{self, login_required, not_in_group, problem};
 use super::respond::Reply;
 use super::route_access::{judge, Verdict, STORE_DOWN};
 use super::routing::{find_route, under_prefix};
@@ -140,14 +140,7 @@ async fn decide(
         }
         Verdict::WrongGroup(authed, message) => {
             ctx.user = Some(authed.user.username.clone());
-            return Ok(Some(problem(
-                snap,
-                ctx.page_load,
-                403,
-                "forbidden",
-                "Not allowed",
-                &message,
-            )));
+            return Ok(Some(not_in_group(snap, ctx.page_load, &message)));
         }
         Verdict::StoreDown => {
             return Ok(Some(problem(

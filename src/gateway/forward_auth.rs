@@ -12,7 +12,7 @@ use pingora::proxy::Session;
 use super::authenticate::{cookie_header, Auth, Authed};
 use super::normalize::{normalize_host, normalize_target};
 use super::page_load::is_page_load;
-use super::pages::{login_required, problem};
+use super::pages::{login_required, not_in_group, problem};
 use super::redirect::login_url;
 use super::respond::Reply;
 use super::route_access::{judge, Verdict, STORE_DOWN};
@@ -137,14 +137,7 @@ async fn decide(
         }
         Verdict::WrongGroup(authed, message) => {
             ctx.user = Some(authed.user.username.clone());
-            let reply = problem(
-                snap,
-                ctx.page_load,
-                403,
-                "forbidden",
-                "Not allowed",
-                &message,
-            );
+            let reply = not_in_group(snap, ctx.page_load, &message);
             (Outcome::ForwardAuthForbidden, reply)
         }
         Verdict::StoreDown => (

@@ -15,18 +15,14 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         out.push(format!("routes ({} → {})", a.routes.len(), b.routes.len()));
     }
     let (sa, sb) = (&a.session, &b.session);
-    for (name, x, y) in [
-        ("idle_timeout", sa.idle_timeout, sb.idle_timeout),
-        ("absolute_timeout", sa.absolute_timeout, sb.absolute_timeout),
-    ] {
-        if x != y {
-            out.push(format!(
-                "session.{name} ({} → {})",
-                humantime::format_duration(x),
-                humantime::format_duration(y)
-            ));
-        }
-    }
+    changed_durations(
+        &mut out,
+        "session",
+        [
+            ("idle_timeout", sa.idle_timeout, sb.idle_timeout),
+            ("absolute_timeout", sa.absolute_timeout, sb.absolute_timeout),
+        ],
+    );
     if sa.max_devices != sb.max_devices || sa.on_device_limit != sb.on_device_limit {
         out.push(format!(
             "device limit ({} {} → {} {})",
@@ -59,19 +55,15 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         ));
     }
     let (la, lb) = (&a.login, &b.login);
-    for (name, x, y) in [
-        ("failure_delay", la.failure_delay, lb.failure_delay),
-        ("failure_window", la.failure_window, lb.failure_window),
-        ("ban_time", la.ban_time, lb.ban_time),
-    ] {
-        if x != y {
-            out.push(format!(
-                "login.{name} ({} → {})",
-                humantime::format_duration(x),
-                humantime::format_duration(y)
-            ));
-        }
-    }
+    changed_durations(
+        &mut out,
+        "login",
+        [
+            ("failure_delay", la.failure_delay, lb.failure_delay),
+            ("failure_window", la.failure_window, lb.failure_window),
+            ("ban_time", la.ban_time, lb.ban_time),
+        ],
+    );
     for (name, x, y) in [
         (
             "max_failures",
@@ -155,4 +147,20 @@ pub fn needs_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
         out.push("login.max_concurrent_hashes");
     }
     out
+}
+/// `section.key (old → new)` for each duration key whose value changed.
+fn changed_durations<const N: usize>(
+    out: &mut Vec<String>,
+    section: &str,
+    keys: [(&str, std::time::Duration, std::time::Duration); N],
+) {
+    for (name, x, y) in keys {
+        if x != y {
+            out.push(format!(
+                "{section}.{name} ({} → {})",
+                humantime::format_duration(x),
+                humantime::format_duration(y)
+            ));
+        }
+    }
 }

@@ -101,6 +101,11 @@ pub async fn require_session(
     }
 }
 
+/// 403: signed in, but in none of the route's groups (`message` says so).
+pub fn not_in_group(snap: &Snapshot, page_load: bool, message: &str) -> Reply {
+    problem(snap, page_load, 403, "forbidden", "Not allowed", message)
+}
+
 /// The answer to a request that needs a session it does not have: a page
 /// load goes to the login page, anything else gets 401 JSON; either way the
 /// user learns why the last session ended, and a dead cookie is cleared.
