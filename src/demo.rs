@@ -119,6 +119,7 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
         upstreams: vec![app],
         access,
         groups: vec![],
+        upstream_options: Default::default(),
     };
     Settings {
         source: PathBuf::from("(demo)"),

@@ -20,6 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::StoreKind;
 use crate::config::{self, ConfigErrors};
 use crate::gateway::head_guard::Guarded;
+use crate::gateway::health_check::HealthChecker;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::Gateway;
 use crate::listeners::{bind_all, Bound, OnBound, Wanted};
@@ -304,6 +305,10 @@ pub fn serve(
         MemoryRelease {
             every: Duration::from_secs(1),
         },
+    ));
+    server.add_service(background_service(
+        "upstream health checks",
+        HealthChecker::new(Arc::clone(&shared)),
     ));
     server.add_service(background_service(
         "scheduled invalidation",

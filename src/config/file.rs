@@ -71,6 +71,14 @@ pub struct RouteSection {
     pub upstream: Option<Upstreams>,
     pub access: Access,
     pub groups: Option<Vec<String>>,
+    // How the gateway reaches the upstream (validated in `upstream.rs`).
+    pub upstream_tls: Option<bool>,
+    pub upstream_ca: Option<String>,
+    pub upstream_sni: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+    pub health_path: Option<String>,
+    pub health_interval: Option<String>,
 }
 
 /// `upstream = "127.0.0.1:8000"` or `upstream = ["10.0.0.1:80", "10.0.0.2:80"]`.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::file::Access;
+pub use super::upstream::{HealthCheck, UpstreamCa, UpstreamOptions, UpstreamTls};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -86,6 +87,8 @@ pub struct Route {
     pub access: Access,
     /// Any of these groups may pass; empty means any signed-in user.
     pub groups: Vec<String>,
+    /// How `upstreams` are reached and checked.
+    pub upstream_options: UpstreamOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@ pub mod assertion;
 pub mod authenticate;
 pub mod device_label;
 pub mod forward_auth;
+pub mod health_check;
 pub mod head_guard;
 pub mod normalize;
 pub mod page_load;
@@ -25,6 +26,7 @@ pub mod store_refusal;
 pub mod throttle;
 pub mod upstream_error;
 pub mod upstream_health;
+pub mod upstream_peer;
 pub mod upstream_request;
 
 use async_trait::async_trait;
@@ -68,6 +70,8 @@ pub struct RequestCtx {
     pub upstream_ms: Option<u64>,
     /// The upstream chosen for this request.
     pub upstream: Option<SocketAddr>,
+    /// The route's upstreams this request has tried (bit i = upstream i).
+    pub upstreams_tried: u64,
 }
 
 /// How a request ended, for the requests metric.
@@ -136,6 +140,7 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             upstream_ms: None,
             upstream: None,
+            upstreams_tried: 0,
         }
     }
 
@@ -165,17 +170,17 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let route = ctx.route.and_then(|i| ctx.snapshot.settings.routes.get(i));
-        let upstreams = route.map(|r| r.upstreams.as_slice()).unwrap_or_default();
-        if upstreams.is_empty() {
-            return Err(pingora::Error::explain(
-                pingora::ErrorType::InternalError,
-                "no upstream for request",
-            ));
-        }
-        let addr = upstreams[self.shared.next_upstream() % upstreams.len()];
-        ctx.upstream = Some(addr);
-        Ok(Box::new(HttpPeer::new(addr, false, String::new())))
+        upstream_peer::select(&self.shared, ctx)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<pingora::Error>,
+    ) -> Box<pingora::Error> {
+        upstream_peer::connect_failed(&self.shared, ctx, e)
     }
 
     async fn upstream_request_filter(

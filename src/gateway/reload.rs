@@ -10,6 +10,7 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         || a.routes.iter().zip(&b.routes).any(|(x, y)| {
             (&x.host, &x.path_prefix, &x.upstreams, x.access, &x.groups)
                 != (&y.host, &y.path_prefix, &y.upstreams, y.access, &y.groups)
+                || x.upstream_options != y.upstream_options
         })
     {
         out.push(format!("routes ({} → {})", a.routes.len(), b.routes.len()));

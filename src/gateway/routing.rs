@@ -103,6 +103,7 @@ mod tests {
             upstreams: vec![],
             access,
             groups: vec![],
+            upstream_options: Default::default(),
         }
     }
 

@@ -27,6 +27,8 @@ pub struct Snapshot {
     limits: HashMap<String, UserLimits>,
     /// Those of a user in no group and without overrides.
     general: UserLimits,
+    /// How to connect to each route's upstreams.
+    pub peers: super::upstream_peer::RoutePeers,
 }
 
 impl Snapshot {
@@ -40,6 +42,7 @@ impl Snapshot {
             .collect();
         let general = limits_for(&settings.session, &[], None);
         Snapshot {
+            peers: super::upstream_peer::RoutePeers::new(&settings.routes),
             settings,
             users,
             limits,
