@@ -1,6 +1,7 @@
 //! Upstreams that misbehave, end to end: the real gateway in front of real
 //! sockets that never answer, hang up, cannot be reached, die and come
 //! back, or speak TLS with the right or the wrong certificate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -239,7 +240,10 @@ async fn until_metrics_show(gw: &Gateway, line: &str, within: Duration) -> Durat
 }
 
 fn up_line(addr: SocketAddr, up: bool) -> String {
-    format!("gatehouse_upstream_up{{upstream=\"{addr}\"}} {}", u8::from(up))
+    format!(
+        "gatehouse_upstream_up{{upstream=\"{addr}\"}} {}",
+        u8::from(up)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,7 +358,10 @@ async fn a_dead_upstream_is_skipped_once_the_health_check_notices_and_used_again
     assert!(detected < Duration::from_millis(1500), "{detected:?}");
     let log = gw.log();
     assert!(
-        log.contains(&format!("upstream {} is unreachable: ConnectRefused", b.addr)),
+        log.contains(&format!(
+            "upstream {} is unreachable: ConnectRefused",
+            b.addr
+        )),
         "{log}"
     );
 
@@ -449,10 +456,11 @@ fn tls_server(names: &[&str]) -> (String, Arc<pingora::tls::ServerConfig>) {
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
         .unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let leaf =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
     let chain = vec![leaf.der().clone(), ca.der().clone()];
     let private = pingora::tls::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
     let config = pingora::tls::ServerConfig::builder()
@@ -467,28 +475,55 @@ async fn upstream_tls_verifies_the_certificate_and_never_falls_back_to_plain_htt
     let (ca, by_ip) = tls_server(&["127.0.0.1"]);
     let (other_ca, _) = tls_server(&["127.0.0.1"]);
     let (named_ca, by_name) = tls_server(&["app.internal"]);
-    let ip_app = App::start_on("127.0.0.1:0".parse().unwrap(), "tls", Behaviour::Answer, Some(by_ip)).await;
-    let named_app =
-        App::start_on("127.0.0.1:0".parse().unwrap(), "named", Behaviour::Answer, Some(by_name)).await;
+    let ip_app = App::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        "tls",
+        Behaviour::Answer,
+        Some(by_ip),
+    )
+    .await;
+    let named_app = App::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        "named",
+        Behaviour::Answer,
+        Some(by_name),
+    )
+    .await;
     let route = |prefix: &str, addr: SocketAddr, keys: &str| {
         format!("[[route]]\npath_prefix = \"{prefix}\"\naccess = \"public\"\nupstream = \"{addr}\"\n{keys}\n\n")
     };
     let extra = [
         route("/system/", ip_app.addr, "upstream_tls = true"),
-        route("/right/", ip_app.addr, "upstream_tls = true\nupstream_ca = \"ca.pem\""),
-        route("/wrong/", ip_app.addr, "upstream_tls = true\nupstream_ca = \"other-ca.pem\""),
+        route(
+            "/right/",
+            ip_app.addr,
+            "upstream_tls = true\nupstream_ca = \"ca.pem\"",
+        ),
+        route(
+            "/wrong/",
+            ip_app.addr,
+            "upstream_tls = true\nupstream_ca = \"other-ca.pem\"",
+        ),
         route(
             "/sni/",
             named_app.addr,
             "upstream_tls = true\nupstream_ca = \"named-ca.pem\"\nupstream_sni = \"app.internal\"",
         ),
-        route("/no-sni/", named_app.addr, "upstream_tls = true\nupstream_ca = \"named-ca.pem\""),
+        route(
+            "/no-sni/",
+            named_app.addr,
+            "upstream_tls = true\nupstream_ca = \"named-ca.pem\"",
+        ),
         route("/plain/", ip_app.addr, ""),
     ]
     .concat();
     let gw = Gateway::start_with_files(
         &config(&format!("upstream = \"{}\"", ip_app.addr), &extra),
-        &[("ca.pem", &ca), ("other-ca.pem", &other_ca), ("named-ca.pem", &named_ca)],
+        &[
+            ("ca.pem", &ca),
+            ("other-ca.pem", &other_ca),
+            ("named-ca.pem", &named_ca),
+        ],
     );
     let mut b = Browser::new(&gw.url("/"));
 
@@ -510,7 +545,12 @@ async fn upstream_tls_verifies_the_certificate_and_never_falls_back_to_plain_htt
     let r = b.page("/sni/x").await;
     assert_eq!((r.status, r.body.as_str()), (200, "named"));
     assert!(
-        named_app.sni.lock().unwrap().iter().any(|n| n == "app.internal"),
+        named_app
+            .sni
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n == "app.internal"),
         "{:?}",
         named_app.sni.lock().unwrap()
     );
@@ -519,27 +559,82 @@ async fn upstream_tls_verifies_the_certificate_and_never_falls_back_to_plain_htt
     assert_eq!(named_app.requests(), 1);
 }
 
+/// `config` with real addresses, as `check-config` reads it.
+fn checkable(route_keys: &str, extra_routes: &str) -> String {
+    config(route_keys, extra_routes)
+        .replace("@LISTEN@", "127.0.0.1:8080")
+        .replace("@ADMIN@", "127.0.0.1:9091")
+}
+
 #[test]
 fn check_config_names_every_bad_upstream_key() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pem");
-    std::fs::write(&junk, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        &junk,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let key_file = dir.path().join("key.pem");
-    std::fs::write(&key_file, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        &key_file,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let cases: Vec<(String, &str, &str)> = vec![
-        ("read_timeout = \"soon\"".into(), "route[1].read_timeout", "expected a duration"),
-        ("connect_timeout = \"0s\"".into(), "route[1].connect_timeout", "greater than zero"),
-        ("upstream_ca = \"ca.pem\"".into(), "route[1].upstream_ca", "only used with upstream_tls = true"),
-        ("upstream_sni = \"app.internal\"".into(), "route[1].upstream_sni", "only used with upstream_tls = true"),
-        ("upstream_tls = true\nupstream_ca = \"missing.pem\"".into(), "route[1].upstream_ca", "missing.pem: cannot read it"),
-        (format!("upstream_tls = true\nupstream_ca = {junk:?}"), "route[1].upstream_ca", "certificate 1 cannot be a trust anchor"),
-        (format!("upstream_tls = true\nupstream_ca = {key_file:?}"), "route[1].upstream_ca", "found a PRIVATE KEY block"),
-        ("upstream_tls = true\nupstream_sni = \"not a name\"".into(), "route[1].upstream_sni", "expected a host name"),
-        ("upstream_tls = \"yes\"".into(), "route[1].upstream_tls", "boolean"),
-        ("health_path = \"/healthz\"".into(), "route[1].health_path", "this route has one"),
+        (
+            "read_timeout = \"soon\"".into(),
+            "route[1].read_timeout",
+            "expected a duration",
+        ),
+        (
+            "connect_timeout = \"0s\"".into(),
+            "route[1].connect_timeout",
+            "greater than zero",
+        ),
+        (
+            "upstream_ca = \"ca.pem\"".into(),
+            "route[1].upstream_ca",
+            "only used with upstream_tls = true",
+        ),
+        (
+            "upstream_sni = \"app.internal\"".into(),
+            "route[1].upstream_sni",
+            "only used with upstream_tls = true",
+        ),
+        (
+            "upstream_tls = true\nupstream_ca = \"missing.pem\"".into(),
+            "route[1].upstream_ca",
+            "missing.pem: cannot read it",
+        ),
+        (
+            format!("upstream_tls = true\nupstream_ca = {junk:?}"),
+            "route[1].upstream_ca",
+            "certificate 1 cannot be a trust anchor",
+        ),
+        (
+            format!("upstream_tls = true\nupstream_ca = {key_file:?}"),
+            "route[1].upstream_ca",
+            "found a PRIVATE KEY block",
+        ),
+        (
+            "upstream_tls = true\nupstream_sni = \"not a name\"".into(),
+            "route[1].upstream_sni",
+            "expected a host name",
+        ),
+        (
+            "upstream_tls = \"yes\"".into(),
+            "route[1].upstream_tls",
+            "boolean",
+        ),
+        (
+            "health_path = \"/healthz\"".into(),
+            "route[1].health_path",
+            "this route has one",
+        ),
     ];
     for (keys, key, message) in &cases {
-        let text = config(
+        let text = checkable(
             "upstream = \"127.0.0.1:8000\"",
             &format!("[[route]]\npath_prefix = \"/x/\"\naccess = \"public\"\nupstream = \"127.0.0.1:8001\"\n{keys}\n\n"),
         );
@@ -551,14 +646,23 @@ fn check_config_names_every_bad_upstream_key() {
             err.contains(&format!("gatehouse.toml:{line}: {key}: ")) && err.contains(message),
             "{keys}: expected line {line}, {key}, {message:?}:\n{err}"
         );
+        assert_eq!(err.lines().count(), 1, "only that mistake: {err}");
     }
     // On a list, the health keys are checked for what they hold.
     let list = "upstream = [\"127.0.0.1:8000\", \"127.0.0.1:8001\"]";
     for (keys, key, message) in [
-        ("health_path = \"healthz\"", "route[0].health_path", "expected a path like \"/healthz\""),
-        ("health_interval = \"10ms\"", "route[0].health_interval", "from \"100ms\" to \"1h\""),
+        (
+            "health_path = \"healthz\"",
+            "route[0].health_path",
+            "expected a path like \"/healthz\"",
+        ),
+        (
+            "health_interval = \"10ms\"",
+            "route[0].health_interval",
+            "expected a duration from \"100ms\" to \"1h\"",
+        ),
     ] {
-        let text = config(&format!("{list}\n{keys}"), "");
+        let text = checkable(&format!("{list}\n{keys}"), "");
         let line = text.lines().position(|l| l == keys).unwrap() + 1;
         let (code, _, err) = check_config(&text);
         assert_eq!(code, 1, "{keys}: {err}");
@@ -567,7 +671,7 @@ fn check_config_names_every_bad_upstream_key() {
             "{keys}:\n{err}"
         );
     }
-    let good = config(
+    let good = checkable(
         &format!("{list}\nhealth_path = \"/healthz\"\nhealth_interval = \"5s\"\nconnect_timeout = \"2s\"\nread_timeout = \"30s\""),
         "",
     );

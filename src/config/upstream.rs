@@ -151,7 +151,10 @@ pub(super) fn validate(
             ("health_interval", r.health_interval.is_some()),
         ] {
             if set {
-                sink.push(&key.key(name), "only used with `upstream`: this route has none");
+                sink.push(
+                    &key.key(name),
+                    "only used with `upstream`: this route has none",
+                );
             }
         }
     }
@@ -205,7 +208,10 @@ fn validate_tls(
         }
         return None;
     }
-    let sni = r.upstream_sni.as_ref().map(|s| s.trim().to_ascii_lowercase());
+    let sni = r
+        .upstream_sni
+        .as_ref()
+        .map(|s| s.trim().to_ascii_lowercase());
     match &sni {
         Some(name) if !certificate_name(name) => sink.push(
             &key.key("upstream_sni"),
@@ -284,7 +290,10 @@ fn validate_health(
         Some(text) => match super::parse_duration(text) {
             Ok(d) if (Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&d) => d,
             Ok(_) => {
-                sink.push(&interval_key, "expected a duration from \"100ms\" to \"1h\"");
+                sink.push(
+                    &interval_key,
+                    "expected a duration from \"100ms\" to \"1h\"",
+                );
                 DEFAULT_HEALTH_INTERVAL
             }
             Err(msg) => {
@@ -376,18 +385,23 @@ mod tests {
 
     #[test]
     fn pem_blocks_are_decoded_in_order_and_keys_refused() {
-        let text = "junk before\n-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n\
+        let text =
+            "junk before\n-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n\
                     -----BEGIN CERTIFICATE-----\nBAU=\n-----END CERTIFICATE-----\n";
         assert_eq!(
             pem_certificates(text).unwrap(),
             vec![vec![0, 1, 2, 3], vec![4, 5]]
         );
-        assert!(pem_certificates("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")
-            .unwrap_err()
-            .contains("PRIVATE KEY"));
-        assert!(pem_certificates("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n")
-            .unwrap_err()
-            .contains("base64"));
+        assert!(
+            pem_certificates("-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n")
+                .unwrap_err()
+                .contains("PRIVATE KEY")
+        );
+        assert!(
+            pem_certificates("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n")
+                .unwrap_err()
+                .contains("base64")
+        );
         assert!(pem_certificates("-----BEGIN CERTIFICATE-----\nAA==\n")
             .unwrap_err()
             .contains("not closed"));

@@ -15,7 +15,10 @@ pub fn status_for(e: &Error) -> u16 {
         _ => match e.esource() {
             // `read_timeout`: connected, but the app did not answer in time.
             ErrorSource::Upstream
-                if matches!(e.etype(), ErrorType::ReadTimedout | ErrorType::WriteTimedout) =>
+                if matches!(
+                    e.etype(),
+                    ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                ) =>
             {
                 504
             }

@@ -105,7 +105,8 @@ pub fn check_ca(certs: &[Vec<u8>]) -> Result<(), String> {
         store
             .add(pingora::tls::CertificateDer::from(der.clone()))
             .map_err(|e| format!("certificate {which} cannot be a trust anchor: {e}"))?;
-        wrap(der).map_err(|_| format!("certificate {which} is not a readable X.509 certificate"))?;
+        wrap(der)
+            .map_err(|_| format!("certificate {which} is not a readable X.509 certificate"))?;
     }
     Ok(())
 }
@@ -121,11 +122,10 @@ pub fn choose(
     up: impl Fn(SocketAddr) -> bool,
 ) -> Option<usize> {
     let untried = |i: usize| i >= 64 || tried & (1u64 << i) == 0;
-    let tiers: [&dyn Fn(usize, SocketAddr) -> bool; 3] = [
-        &|i, a| untried(i) && up(a),
-        &|i, _| untried(i),
-        &|_, _| true,
-    ];
+    let tiers: [&dyn Fn(usize, SocketAddr) -> bool; 3] =
+        [&|i, a| untried(i) && up(a), &|i, _| untried(i), &|_, _| {
+            true
+        }];
     for tier in tiers {
         let count = upstreams
             .iter()
@@ -146,12 +146,8 @@ pub fn choose(
 
 /// `upstream_peer`: the peer for this request's route.
 pub fn select(shared: &Shared, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
-    let no_upstream = || {
-        pingora::Error::explain(
-            pingora::ErrorType::InternalError,
-            "no upstream for request",
-        )
-    };
+    let no_upstream =
+        || pingora::Error::explain(pingora::ErrorType::InternalError, "no upstream for request");
     let route_index = ctx.route.ok_or_else(no_upstream)?;
     let route = ctx
         .snapshot
