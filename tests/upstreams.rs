@@ -678,3 +678,45 @@ fn check_config_names_every_bad_upstream_key() {
     let (code, out, err) = check_config(&good);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_reads_the_upstream_ca_again() {
+    let (ca, by_ip) = tls_server(&["127.0.0.1"]);
+    let (other_ca, _) = tls_server(&["127.0.0.1"]);
+    let app = App::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        "tls",
+        Behaviour::Answer,
+        Some(by_ip),
+    )
+    .await;
+    let gw = Gateway::start_with_files(
+        &config(
+            &format!(
+                "upstream = \"{}\"\nupstream_tls = true\nupstream_ca = \"ca.pem\"",
+                app.addr
+            ),
+            "",
+        ),
+        &[("ca.pem", &other_ca)],
+    );
+    let mut b = Browser::new(&gw.url("/"));
+    assert_eq!(b.page("/x").await.status, 502);
+
+    // The operator fixes the CA file: a reload is enough.
+    std::fs::write(gw.dir().join("ca.pem"), &ca).unwrap();
+    let log = gw.reload();
+    assert!(log.contains("config reloaded: routes"), "{log}");
+    let r = b.page("/x").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "tls"));
+
+    // A CA file that no longer reads keeps the previous config.
+    std::fs::write(gw.dir().join("ca.pem"), "not a certificate").unwrap();
+    let log = gw.reload();
+    assert!(
+        log.contains("config reload failed") && log.contains("upstream_ca"),
+        "{log}"
+    );
+    let r = b.page("/y").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "tls"));
+}
