@@ -385,7 +385,19 @@ async fn a_dead_upstream_is_skipped_once_the_health_check_notices_and_used_again
         log.contains(&format!("upstream {} is back after", b.addr)),
         "{log}"
     );
-    assert_eq!(log.matches("is unreachable").count(), 1, "{log}");
+    // The outage is two lines, whatever the requests and checks met.
+    let loud = loud_lines(&log);
+    assert_eq!(loud.len(), 2, "{loud:#?}");
+    assert!(loud[0].contains(" ERROR ") && loud[0].contains("is unreachable"));
+    assert!(loud[1].contains(" WARN ") && loud[1].contains("is back after"));
+}
+
+/// Lines at WARN or above, after the start-up ones.
+fn loud_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .skip_while(|l| !l.contains("gatehouse listening on"))
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,6 +424,17 @@ async fn a_request_whose_upstream_refuses_the_connection_goes_to_the_other_one()
     // The failed connection marked b down (it is skipped from then on).
     until_metrics_show(&gw, &up_line(b.addr, false), Duration::from_secs(1)).await;
     until_metrics_show(&gw, &up_line(a.addr, true), Duration::from_secs(1)).await;
+    let log = gw.log();
+    let loud = loud_lines(&log);
+    assert_eq!(loud.len(), 1, "{loud:#?}");
+    assert!(
+        loud[0].contains(&format!(
+            "upstream {} is unreachable: ConnectRefused",
+            b.addr
+        )),
+        "{}",
+        loud[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
