@@ -743,3 +743,49 @@ async fn a_reload_reads_the_upstream_ca_again() {
     let r = b.page("/y").await;
     assert_eq!((r.status, r.body.as_str()), (200, "tls"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_upstream_whose_certificate_does_not_verify_fails_its_health_check() {
+    let (ca, good_config) = tls_server(&["127.0.0.1"]);
+    let (_, impostor_config) = tls_server(&["127.0.0.1"]);
+    let good = App::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        "good",
+        Behaviour::Answer,
+        Some(good_config),
+    )
+    .await;
+    let impostor = App::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        "impostor",
+        Behaviour::Answer,
+        Some(impostor_config),
+    )
+    .await;
+    let gw = Gateway::start_with_files(
+        &config(
+            &format!(
+                "upstream = [\"{}\", \"{}\"]\nupstream_tls = true\nupstream_ca = \"ca.pem\"\nhealth_interval = \"300ms\"",
+                good.addr, impostor.addr
+            ),
+            "",
+        ),
+        &[("ca.pem", &ca)],
+    );
+    // It takes TCP connections: only the verified handshake tells.
+    until_metrics_show(&gw, &up_line(impostor.addr, false), Duration::from_secs(3)).await;
+    let steady = requests(&gw, 20).await;
+    assert!(
+        steady.iter().all(|(s, body)| *s == 200 && body == "good"),
+        "{steady:?}"
+    );
+    assert_eq!(impostor.requests(), 0);
+    let log = gw.log();
+    assert!(
+        log.contains(&format!(
+            "upstream {} is unreachable: TLSHandshakeFailure",
+            impostor.addr
+        )),
+        "{log}"
+    );
+}
