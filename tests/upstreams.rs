@@ -467,6 +467,21 @@ async fn with_health_path_an_upstream_is_up_only_while_it_answers_2xx() {
     assert!(a.checks.load(Ordering::SeqCst) > 0);
 }
 
+/// A certificate for `names` that signs itself (no CA), as PEM, plus the
+/// server's rustls configuration.
+fn self_signed_server(names: &[&str]) -> (String, Arc<pingora::tls::ServerConfig>) {
+    pingora::tls::install_default_crypto_provider();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let private = pingora::tls::PrivateKeyDer::try_from(signing_key.serialize_der()).unwrap();
+    let config = pingora::tls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], private)
+        .unwrap();
+    (cert.pem(), Arc::new(config))
+}
+
 /// A CA and a server certificate it signed for `names`, as PEM, plus the
 /// server's rustls configuration.
 fn tls_server(names: &[&str]) -> (String, Arc<pingora::tls::ServerConfig>) {
@@ -512,10 +527,23 @@ async fn upstream_tls_verifies_the_certificate_and_never_falls_back_to_plain_htt
         Some(by_name),
     )
     .await;
+    let (own_cert, self_signed) = self_signed_server(&["127.0.0.1"]);
+    let self_signed_app = App::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        "self-signed",
+        Behaviour::Answer,
+        Some(self_signed),
+    )
+    .await;
     let route = |prefix: &str, addr: SocketAddr, keys: &str| {
         format!("[[route]]\npath_prefix = \"{prefix}\"\naccess = \"public\"\nupstream = \"{addr}\"\n{keys}\n\n")
     };
     let extra = [
+        route(
+            "/self-signed/",
+            self_signed_app.addr,
+            "upstream_tls = true\nupstream_ca = \"own.pem\"",
+        ),
         route("/system/", ip_app.addr, "upstream_tls = true"),
         route(
             "/right/",
@@ -546,6 +574,7 @@ async fn upstream_tls_verifies_the_certificate_and_never_falls_back_to_plain_htt
             ("ca.pem", &ca),
             ("other-ca.pem", &other_ca),
             ("named-ca.pem", &named_ca),
+            ("own.pem", &own_cert),
         ],
     );
     let mut b = Browser::new(&gw.url("/"));
@@ -580,6 +609,10 @@ async fn upstream_tls_verifies_the_certificate_and_never_falls_back_to_plain_htt
     // Without upstream_sni the certificate is checked against 127.0.0.1.
     assert_eq!(b.page("/no-sni/x").await.status, 502);
     assert_eq!(named_app.requests(), 1);
+
+    // A self-signed upstream: its own certificate is the CA to trust.
+    let r = b.page("/self-signed/x").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "self-signed"));
 }
 
 /// `config` with real addresses, as `check-config` reads it.
