@@ -76,6 +76,11 @@ async fn decide(
         Ok(t) => t,
         Err(e) => return Ok(Some(bad_request(ctx, e.0))),
     };
+    if let Some(reply) =
+        super::https::plain_to_https(shared, snap, session, &host, &target.path, ctx)
+    {
+        return Ok(Some(reply));
+    }
 
     // 2. the gateway's own pages
     let prefix = snap.settings.server.prefix.as_str();

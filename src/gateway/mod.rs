@@ -8,6 +8,7 @@ pub mod authenticate;
 pub mod device_label;
 pub mod forward_auth;
 pub mod head_guard;
+pub mod https;
 pub mod normalize;
 pub mod page_load;
 pub mod pages;
