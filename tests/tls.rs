@@ -657,3 +657,78 @@ async fn a_client_that_never_finishes_its_handshake_is_cut_off_and_h2_outlives_t
         assert_eq!(r.text().await.unwrap(), "slow answer");
     }
 }
+
+#[test]
+fn a_tls_port_in_use_ends_the_start_naming_the_key() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let ca = Ca::new();
+    let leaf = ca.issue(&["app.test"]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = tls_config("127.0.0.1:9".parse().unwrap(), port, "")
+        .replace("@LISTEN@", &format!("127.0.0.1:{}", free_port()))
+        .replace("@ADMIN@", &format!("127.0.0.1:{}", free_port()));
+    std::fs::write(dir.path().join("gatehouse.toml"), text).unwrap();
+    std::fs::write(dir.path().join("users.toml"), common::users_toml()).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), ca.full_chain(&leaf)).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &leaf.key_pem).unwrap();
+    let mut child = Command::new(common::binary())
+        .arg("run")
+        .arg("-c")
+        .arg(dir.path().join("gatehouse.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway kept running with its TLS port taken");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (server.tls.listen): the address is already in use"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_h2_host_header_that_contradicts_the_authority_is_refused() {
+    let upstream = Upstream::start();
+    let t = TlsGateway::start(upstream.addr);
+    let r = t
+        .client(false)
+        .get(format!("{}/static/x", t.base()))
+        .header("Host", "other.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 400);
+    assert_eq!(upstream.count(), 0);
+    // Agreeing is fine, and the app hears the authority.
+    let r = t
+        .client(false)
+        .get(format!("{}/static/x", t.base()))
+        .header("Host", format!("app.test:{}", t.tls.port()))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(status, 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        upstream.last().header_all("host"),
+        vec![format!("app.test:{}", t.tls.port())]
+    );
+}

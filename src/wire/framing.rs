@@ -51,6 +51,8 @@ pub fn check(req: &Parts) -> Result<(), Refusal> {
     if hosts == 0 && req.version == Version::HTTP_11 {
         return Err(Refusal::Host("An HTTP/1.1 request needs a Host header."));
     }
+    // Pingora's HTTP/2 server refuses these before any phase runs; the rule
+    // is kept here so routing never rests on a parser's choice.
     if req.version == Version::HTTP_2 {
         let host = req.headers.get(header::HOST).map(|h| h.as_bytes());
         let authority = req.uri.authority().map(|a| a.as_str().as_bytes());
