@@ -732,3 +732,17 @@ async fn an_h2_host_header_that_contradicts_the_authority_is_refused() {
         vec![format!("app.test:{}", t.tls.port())]
     );
 }
+
+#[tokio::test]
+async fn a_binary_upgrade_hands_the_tls_listener_over() {
+    let upstream = Upstream::start();
+    let mut t = TlsGateway::start(upstream.addr);
+    let old_pid = t.gw.pid();
+    t.gw.upgrade();
+    assert_ne!(t.gw.pid(), old_pid);
+    assert_eq!(t.presented("app.test").await, t.leaf.der);
+    let mut b = t.browser(false);
+    let r = b.login("alice", ALICE_PASSWORD, "/").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.version, reqwest::Version::HTTP_2);
+}

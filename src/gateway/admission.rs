@@ -79,6 +79,7 @@ async fn decide(
     if let Some(reply) =
         super::https::plain_to_https(shared, snap, session, &host, &target.path, ctx)
     {
+        ctx.target = Some(target);
         return Ok(Some(reply));
     }
 
