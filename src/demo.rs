@@ -141,6 +141,7 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             upgrade_sock: std::env::temp_dir()
                 .join(format!("gatehouse-demo-{}.upgrade.sock", listen.port())),
             pid_file: std::env::temp_dir().join(format!("gatehouse-demo-{}.pid", listen.port())),
+            tls: None,
         },
         routes: vec![route("/public/", Access::Public), route("/", Access::Login)],
         users_file: Some(PathBuf::from("(demo)")),

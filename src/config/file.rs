@@ -44,6 +44,7 @@ pub struct ServerSection {
     pub grace_period: Option<String>,
     pub upgrade_sock: Option<String>,
     pub pid_file: Option<String>,
+    pub tls: Option<super::tls::TlsSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

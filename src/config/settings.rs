@@ -54,6 +54,19 @@ pub struct ServerSettings {
     pub upgrade_sock: PathBuf,
     /// Written when running as a daemon (`run -d`).
     pub pid_file: PathBuf,
+    /// `[server.tls]`: TLS listeners; with them, plain listeners send
+    /// browsers to https.
+    pub tls: Option<TlsSettings>,
+}
+
+/// `[server.tls]`, certificates loaded and checked.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub listen: Vec<SocketAddr>,
+    /// Offered by SNI; the first is the default.
+    pub certs: std::sync::Arc<crate::tls::certs::CertSet>,
+    /// `Strict-Transport-Security: max-age` on answers over TLS.
+    pub hsts: Option<Duration>,
 }
 
 /// What a slow or oversized client may hold: a request head must arrive

@@ -357,6 +357,12 @@ fn validate_server(
         Some(p) => relative_to(path, p),
         None => per_config_path(path, "pid"),
     };
+    let taken: Vec<_> = (listen.iter().map(|a| (*a, "server.listen")))
+        .chain(admin_listen.map(|a| (a, "server.admin_listen")))
+        .collect();
+    let tls = s
+        .tls
+        .and_then(|t| super::tls::validate_tls(path, t, &taken, &key.key("tls"), sink));
 
     ServerSettings {
         listen,
@@ -374,6 +380,7 @@ fn validate_server(
         grace_period,
         upgrade_sock,
         pid_file,
+        tls,
     }
 }
 

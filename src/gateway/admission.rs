@@ -76,6 +76,12 @@ async fn decide(
         Ok(t) => t,
         Err(e) => return Ok(Some(bad_request(ctx, e.0))),
     };
+    if let Some(reply) =
+        super::https::plain_to_https(shared, snap, session, &host, &target.path, ctx)
+    {
+        ctx.target = Some(target);
+        return Ok(Some(reply));
+    }
 
     // 2. the gateway's own pages
     let prefix = snap.settings.server.prefix.as_str();

@@ -9,6 +9,7 @@ pub mod device_label;
 pub mod forward_auth;
 pub mod head_guard;
 pub mod health_check;
+pub mod https;
 pub mod normalize;
 pub mod page_load;
 pub mod pages;

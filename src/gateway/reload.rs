@@ -92,6 +92,7 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     if a.server.client_limits != b.server.client_limits {
         out.push("server.request_header_timeout/max_request_header_bytes/form_body_timeout".into());
     }
+    crate::tls::describe_changes(a.server.tls.as_ref(), b.server.tls.as_ref(), &mut out);
     let (ua, ub) = (&old.users, &new.users);
     let added = ub.iter().filter(|u| ua.get(&u.username).is_none()).count();
     let removed = ua.iter().filter(|u| ub.get(&u.username).is_none()).count();
@@ -147,6 +148,10 @@ pub fn needs_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
     if a.login.max_concurrent_hashes != b.login.max_concurrent_hashes {
         out.push("login.max_concurrent_hashes");
     }
+    out.extend(crate::tls::needs_restart(
+        a.server.tls.as_ref(),
+        b.server.tls.as_ref(),
+    ));
     out
 }
 /// `section.key (old → new)` for each duration key whose value changed.

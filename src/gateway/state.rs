@@ -96,6 +96,8 @@ pub struct Shared {
     pub refusal_delay: super::refusal_delay::RefusalDelay,
     /// Upstreams that cannot be reached now, each logged as one outage.
     pub upstream_health: super::upstream_health::UpstreamHealth,
+    /// The TLS listeners, when `[server.tls]` started some.
+    pub tls: Option<Arc<crate::tls::Edge>>,
     next_upstream: AtomicUsize,
 }
 
@@ -135,6 +137,7 @@ impl Shared {
             users_file_lock: tokio::sync::Mutex::new(()),
             refusal_delay: Default::default(),
             upstream_health: Default::default(),
+            tls: None,
             next_upstream: AtomicUsize::new(0),
         })
     }

@@ -46,7 +46,11 @@ pub fn rewrite(
             proto: proto.as_deref(),
             host: fwd_host.as_deref(),
         },
-        "http",
+        if super::https::over_tls(session) {
+            "https"
+        } else {
+            "http"
+        },
         host.as_deref(),
     );
 
