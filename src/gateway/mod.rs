@@ -26,6 +26,7 @@ pub mod throttle;
 pub mod upstream_error;
 pub mod upstream_health;
 pub mod upstream_request;
+pub mod websocket;
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -68,6 +69,8 @@ pub struct RequestCtx {
     pub upstream_ms: Option<u64>,
     /// The upstream chosen for this request.
     pub upstream: Option<SocketAddr>,
+    /// A login route's upgrade: relayed, and closed when its session ends.
+    pub websocket: Option<websocket::Watched>,
 }
 
 /// How a request ended, for the requests metric.
@@ -136,6 +139,7 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             upstream_ms: None,
             upstream: None,
+            websocket: None,
         }
     }
 
@@ -175,6 +179,9 @@ impl ProxyHttp for Gateway {
         }
         let addr = upstreams[self.shared.next_upstream() % upstreams.len()];
         ctx.upstream = Some(addr);
+        if let Some(relay) = websocket::divert(&self.shared, ctx, addr).await? {
+            return Ok(relay);
+        }
         Ok(Box::new(HttpPeer::new(addr, false, String::new())))
     }
 
@@ -185,7 +192,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         ctx.upstream_sent = Some(Instant::now());
-        upstream_request::rewrite(session, upstream_request, ctx, self.shared.clock.now())
+        upstream_request::rewrite(session, upstream_request, ctx, self.shared.clock.now())?;
+        websocket::label(upstream_request, ctx)
     }
 
     async fn response_filter(

@@ -93,6 +93,8 @@ pub struct Shared {
     pub refusal_delay: super::refusal_delay::RefusalDelay,
     /// Upstreams that cannot be reached now, each logged as one outage.
     pub upstream_health: super::upstream_health::UpstreamHealth,
+    /// The relay behind login routes' WebSockets, and its tickets.
+    pub websockets: super::websocket::Relay,
     next_upstream: AtomicUsize,
 }
 
@@ -132,6 +134,7 @@ impl Shared {
             users_file_lock: tokio::sync::Mutex::new(()),
             refusal_delay: Default::default(),
             upstream_health: Default::default(),
+            websockets: Default::default(),
             next_upstream: AtomicUsize::new(0),
         })
     }

@@ -37,8 +37,10 @@ pub fn eq_folded(a: &str, b: &str) -> bool {
 /// proxy's values are merged before stripping); the URL and method
 /// overrides would let a request checked as one thing be served as
 /// another; the identity ones are what Grafana, oauth2-proxy and
-/// friends read. None of them ever passes.
-const GATEWAY_OWNED: [&str; 17] = [
+/// friends read. The relay ticket is the gateway's own
+/// (`gateway::websocket::handshake::TICKET_HEADER`). None of them ever
+/// passes.
+const GATEWAY_OWNED: [&str; 18] = [
     "x-forwarded",
     "forwarded",
     "x-real-ip",
@@ -56,6 +58,7 @@ const GATEWAY_OWNED: [&str; 17] = [
     "x-method-override",
     "x-auth-user",
     "x-user",
+    "x-gatehouse-relay",
 ];
 
 /// Every `X-Forwarded-*` header (`-For`, `-Proto`, `-Host`, `-Uri`,
