@@ -29,7 +29,8 @@ const REQUEST_WAIT: Duration = Duration::from_secs(10);
 /// `connect_timeout` and `read_timeout`).
 const CONNECT_WAIT: Duration = Duration::from_secs(5);
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
-/// After the session ends: how long the pumps get to close both sides.
+/// After the session ends, or one side closes: how long the pumps get to
+/// finish closing.
 const CLOSING_WAIT: Duration = Duration::from_secs(3);
 
 /// Binds the relay on loopback and starts accepting; returns its address.
@@ -163,11 +164,15 @@ async fn upgraded(
         Some(&activity),
     );
     let to_client = pump(back_r, front_w, early, Toward::Client, framed, end_rx, None);
-    let pumps = async { tokio::join!(to_server, to_client) };
-    tokio::pin!(pumps);
+    let watcher = until_ended(shared, ticket.key, &activity);
+    tokio::pin!(to_server, to_client, watcher);
     let reason = tokio::select! {
-        _ = &mut pumps => return,
-        reason = until_ended(shared, ticket.key, &activity) => reason,
+        // One side is done: the other gets a moment to finish too, so a
+        // connection left half open (a client gone, an app keeping its
+        // end) does not keep a task checking a session for nobody.
+        () = &mut to_server => return finish(to_client).await,
+        () = &mut to_client => return finish(to_server).await,
+        reason = &mut watcher => reason,
     };
     tracing::info!(
         target: "gatehouse::audit",
@@ -179,5 +184,11 @@ async fn upgraded(
         "websocket closed: its session ended"
     );
     let _ = end_tx.send(true);
-    let _ = tokio::time::timeout(CLOSING_WAIT, pumps).await;
+    finish(async { tokio::join!(to_server, to_client) }).await;
+}
+
+/// Waits for what is left of the pumps, at most `CLOSING_WAIT`; dropping
+/// them closes whatever is still open.
+async fn finish<F: std::future::Future>(rest: F) {
+    let _ = tokio::time::timeout(CLOSING_WAIT, rest).await;
 }
