@@ -32,7 +32,8 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 type Handshakes = Arc<Mutex<Vec<Vec<(String, String)>>>>;
 
 /// A WebSocket echo app that records the handshake headers it accepted;
-/// a plain request gets `200 ok`.
+/// it refuses upgrades to `/refuse` with `403`, and a plain request gets
+/// `200 ok`.
 struct EchoApp {
     addr: SocketAddr,
     handshakes: Handshakes,
@@ -56,6 +57,11 @@ impl EchoApp {
                     }
                     let record =
                         |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+                            if req.uri().path() == "/refuse" {
+                                let mut no = ErrorResponse::new(Some("not here".into()));
+                                *no.status_mut() = http::StatusCode::FORBIDDEN;
+                                return Err(no);
+                            }
                             let headers = req
                                 .headers()
                                 .iter()
@@ -449,4 +455,107 @@ async fn a_public_route_passes_sockets_through_unchanged() {
     logout(&mut alice.at(&gw.url("/"))).await;
     closed_for_policy(&mut login_socket, ended).await;
     echoes(&mut with_session, "still open").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_the_app_refuses_comes_back_as_the_app_said() {
+    let app = EchoApp::start().await;
+    let gw = Gateway::start(&config(app.addr, ""));
+    let mut alice = gw.signed_in("alice", ALICE_PASSWORD).await;
+    assert_eq!(
+        open(&gw, "/refuse", Some(&alice), &[]).await.err(),
+        Some(403)
+    );
+    // Requests after it are served as usual, and sockets still open.
+    assert_eq!(alice.page("/app/").await.body, "ok");
+    let mut ws = open(&gw, "/ws", Some(&alice), &[]).await.expect("refused");
+    echoes(&mut ws, "fine").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eviction_closes_the_evicted_device_socket() {
+    let app = EchoApp::start().await;
+    let gw = Gateway::start(&config(
+        app.addr,
+        "max_devices = 1\non_device_limit = \"evict_oldest\"\n",
+    ));
+    let first = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut ws = open(&gw, "/ws", Some(&first), &[]).await.expect("refused");
+    echoes(&mut ws, "first device").await;
+    let ended = Instant::now();
+    let _second = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let latency = closed_for_policy(&mut ws, ended).await;
+    eprintln!("close after an eviction: {} ms", latency.as_millis());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_on_another_device_closes_the_socket() {
+    let app = EchoApp::start().await;
+    let gw = Gateway::start(&config(app.addr, ""));
+    let phone = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut laptop = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut ws = open(&gw, "/ws", Some(&phone), &[]).await.expect("refused");
+    echoes(&mut ws, "phone").await;
+
+    let token = laptop
+        .page("/.gatehouse/password")
+        .await
+        .field("csrf_token");
+    let new_password = "a-brand-new-alice-password";
+    let ended = Instant::now();
+    let r = laptop
+        .post_form(
+            "/.gatehouse/password",
+            &[
+                ("current", ALICE_PASSWORD),
+                ("new", new_password),
+                ("confirm", new_password),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let latency = closed_for_policy(&mut ws, ended).await;
+    eprintln!("close after a password change: {} ms", latency.as_millis());
+    // The device that changed it keeps its session and may open sockets.
+    let mut own = open(&gw, "/ws", Some(&laptop), &[]).await.expect("refused");
+    echoes(&mut own, "laptop").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_absolute_timeout_closes_even_a_busy_socket() {
+    let app = EchoApp::start().await;
+    let gw = Gateway::start(&config(
+        app.addr,
+        "idle_timeout = \"3s\"\nabsolute_timeout = \"4s\"\n",
+    ));
+    let signed_in = Instant::now();
+    let mut alice = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut ws = open(&gw, "/ws", Some(&alice), &[]).await.expect("refused");
+    // Traffic keeps the idle timeout away, not the absolute one.
+    let closed = loop {
+        ws.send(Message::text("busy")).await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.expect("no close code"),
+            Ok(Some(Ok(_))) | Err(_) => {}
+            Ok(other) => panic!("socket ended without a close frame: {other:?}"),
+        }
+        assert!(
+            signed_in.elapsed() < Duration::from_secs(4) + CLOSE_WITHIN,
+            "still open past the absolute timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let after = signed_in.elapsed();
+    assert_eq!(closed.code, CloseCode::Policy);
+    assert!(
+        after >= Duration::from_millis(3500),
+        "closed after only {after:?}"
+    );
+    eprintln!(
+        "busy socket closed {} ms after sign-in (absolute timeout 4 s)",
+        after.as_millis()
+    );
+    let r = alice.page("/app/").await;
+    assert!(r.location().ends_with("reason=expired"), "{}", r.location());
 }
