@@ -1,7 +1,9 @@
 //! Watching the session behind an open socket: the same check a request
-//! gets (`authenticate::check`), repeated at least every `RECHECK` and at
-//! the moment the record says the idle or absolute timeout falls, with a
-//! touch when the client sent data frames since the last look.
+//! gets (`authenticate::check`), repeated at least every `RECHECK`, at the
+//! moment the record says the idle or absolute timeout falls, and at once
+//! when the store announces that a session ended or a watermark moved
+//! (`SessionStore::changes`), with a touch when the client sent data
+//! frames since the last look.
 //!
 //! Every way a session ends shows up in that check on every instance: a
 //! logout, revoke, eviction or password change leaves a tombstone or moves
@@ -15,6 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::{check, Auth, Authed};
@@ -25,14 +28,22 @@ use crate::session::{EndReason, SessionKey};
 /// time the close takes, the 2 s DESIGN.md allows.
 const RECHECK: Duration = Duration::from_secs(1);
 /// The shortest wait between checks, should the clock and the timer
-/// disagree about a deadline that has just passed.
+/// disagree about a deadline that has just passed, or changes come in a
+/// burst.
 const MIN_WAIT: Duration = Duration::from_millis(20);
 
 /// Returns once the session `key` is over, and why.
 pub async fn until_ended(shared: &Shared, key: SessionKey, activity: &AtomicBool) -> EndReason {
     // When and why the session ends by itself, as last read.
     let mut timeout: Option<(Timestamp, EndReason)> = None;
+    let never = Notify::new();
+    let changes = shared.store.changes().unwrap_or(&never);
     loop {
+        // Listening before the check: a change announced while it runs
+        // is not missed.
+        let changed = changes.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         let snap = shared.snapshot.load_full();
         let touch = activity.swap(false, Ordering::Relaxed);
         let now = shared.clock.now();
@@ -58,7 +69,13 @@ pub async fn until_ended(shared: &Shared, key: SessionKey, activity: &AtomicBool
                 }
             }
         };
-        tokio::time::sleep(wait.clamp(MIN_WAIT, RECHECK)).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait.clamp(MIN_WAIT, RECHECK)) => {}
+            () = &mut changed => {
+                // A burst of changes (a mass logout) costs one check.
+                tokio::time::sleep(MIN_WAIT).await;
+            }
+        }
     }
 }
 
