@@ -559,3 +559,72 @@ async fn the_absolute_timeout_closes_even_a_busy_socket() {
     let r = alice.page("/app/").await;
     assert!(r.location().ends_with("reason=expired"), "{}", r.location());
 }
+
+/// The `websocket_closed` audit lines the gateway has logged.
+fn closed_lines(gw: &Gateway) -> Vec<String> {
+    gw.log()
+        .lines()
+        .filter(|l| l.contains("websocket_closed"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_invalidation_closes_the_socket_and_spares_exempt_groups() {
+    let app = EchoApp::start().await;
+    // Fires every second; admins (alice) are exempt.
+    let extra = "[[invalidation.schedule]]\ncron = \"* * * * * *\"\ntimezone = \"UTC\"\nexempt_groups = [\"admins\"]\n";
+    let gw = Gateway::start(&config(app.addr, extra));
+    let alice = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let mut exempt = open(&gw, "/ws", Some(&alice), &[]).await.expect("refused");
+    // Bob's session lives until the next fire, at most a second: sign in
+    // again until the upgrade lands before it.
+    let (mut ws, opened) = loop {
+        let bob = gw.signed_in("bob", BOB_PASSWORD).await;
+        if let Ok(ws) = open(&gw, "/ws", Some(&bob), &[]).await {
+            break (ws, Instant::now());
+        }
+    };
+    let (frame, _) = close_frame(&mut ws, Duration::from_secs(1) + CLOSE_WITHIN).await;
+    assert_eq!(frame.code, CloseCode::Policy);
+    eprintln!(
+        "socket closed {} ms after it opened (a schedule firing every second)",
+        opened.elapsed().as_millis()
+    );
+    let lines = closed_lines(&gw);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("bob") && l.contains("scheduled")),
+        "{lines:?}"
+    );
+    echoes(&mut exempt, "exempt").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_disabled_by_a_reload_loses_the_socket() {
+    let app = EchoApp::start().await;
+    let gw = Gateway::start(&config(app.addr, ""));
+    let alice = gw.signed_in("alice", ALICE_PASSWORD).await;
+    let bob = gw.signed_in("bob", BOB_PASSWORD).await;
+    let mut ws = open(&gw, "/ws", Some(&alice), &[]).await.expect("refused");
+    let mut other = open(&gw, "/ws", Some(&bob), &[]).await.expect("refused");
+    echoes(&mut ws, "before").await;
+
+    // Nothing in the session store changes: only the periodic check sees it.
+    let users = users_toml().replacen(
+        "groups = [\"staff\", \"admins\"]\n",
+        "groups = [\"staff\", \"admins\"]\ndisabled = true\n",
+        1,
+    );
+    std::fs::write(gw.dir().join("users.toml"), users).unwrap();
+    let log = gw.reload();
+    let reloaded = Instant::now();
+    assert!(!log.contains("config reload failed"), "{log}");
+    let latency = closed_for_policy(&mut ws, reloaded).await;
+    eprintln!(
+        "close after a reload disabled the user: {} ms",
+        latency.as_millis()
+    );
+    echoes(&mut other, "bob is still here").await;
+}
