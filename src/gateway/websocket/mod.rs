@@ -1,5 +1,5 @@
-//! WebSockets (and any other HTTP/1.1 upgrade) on `login` routes, tied to
-//! the session that opened them (DESIGN.md §6). The upgrade request is
+//! WebSockets on `login` routes, tied to the session that opened them
+//! (DESIGN.md §6). The upgrade request is
 //! admitted like any request; the open connection is then closed with
 //! code 1008 within about a second of its session ending, whatever ended
 //! it and on whichever instance of a fleet, and the client's data frames
@@ -48,9 +48,6 @@ const TICKET_LIFETIME: Duration = Duration::from_secs(30);
 pub struct Watched {
     key: SessionKey,
     user: String,
-    /// `Upgrade: websocket`: frames are followed and a close frame sent;
-    /// any other protocol is closed without one.
-    websocket: bool,
     /// The ticket handed to the relay for this request.
     ticket: Option<String>,
 }
@@ -59,7 +56,6 @@ pub struct Watched {
 struct Ticket {
     key: SessionKey,
     user: String,
-    websocket: bool,
     upstream: SocketAddr,
     issued: Instant,
 }
@@ -96,32 +92,23 @@ impl Relay {
     }
 }
 
-/// Whether a request asks for an HTTP/1.1 upgrade (as Pingora decides
-/// whether to proxy one), and whether to a WebSocket.
-fn upgrade(req: &http::request::Parts) -> Option<bool> {
-    let mut values = req.headers.get_all(http::header::UPGRADE).iter().peekable();
-    values.peek()?;
-    if req.version != http::Version::HTTP_11 {
-        return None;
-    }
-    Some(values.any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
-        })
-    }))
+/// Whether a request asks for a WebSocket, as Pingora decides which
+/// upgrades to pass on (its default policy forwards only these; any other
+/// `Upgrade` is dropped and the request proxied as a plain one).
+fn is_websocket(req: &http::request::Parts) -> bool {
+    req.version == http::Version::HTTP_11
+        && req
+            .headers
+            .get(http::header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
-/// An admitted request that must go through the relay: an upgrade on a
+/// An admitted request that must go through the relay: a WebSocket on a
 /// login route.
 pub fn watched(route: &Route, req: &http::request::Parts, authed: &Authed) -> Option<Watched> {
-    if route.access != Access::Login {
-        return None;
-    }
-    upgrade(req).map(|websocket| Watched {
+    (route.access == Access::Login && is_websocket(req)).then(|| Watched {
         key: authed.key,
         user: authed.user.username.clone(),
-        websocket,
         ticket: None,
     })
 }
@@ -155,7 +142,6 @@ pub async fn divert(
         Ticket {
             key: watched.key,
             user: watched.user.clone(),
-            websocket: watched.websocket,
             upstream,
             issued: Instant::now(),
         },
@@ -186,17 +172,15 @@ mod tests {
     }
 
     #[test]
-    fn upgrades_are_recognised_as_pingora_proxies_them() {
+    fn websockets_are_recognised_as_pingora_forwards_them() {
         use http::Version;
-        assert_eq!(upgrade(&req(Version::HTTP_11, &["websocket"])), Some(true));
-        assert_eq!(upgrade(&req(Version::HTTP_11, &["WebSocket"])), Some(true));
-        assert_eq!(
-            upgrade(&req(Version::HTTP_11, &["foo", "h2c, websocket"])),
-            Some(true)
-        );
-        assert_eq!(upgrade(&req(Version::HTTP_11, &["h2c"])), Some(false));
-        assert_eq!(upgrade(&req(Version::HTTP_11, &[])), None);
-        assert_eq!(upgrade(&req(Version::HTTP_10, &["websocket"])), None);
+        assert!(is_websocket(&req(Version::HTTP_11, &["websocket"])));
+        assert!(is_websocket(&req(Version::HTTP_11, &["WebSocket"])));
+        // Pingora reads the first value only, and passes on nothing else.
+        assert!(!is_websocket(&req(Version::HTTP_11, &["h2c", "websocket"])));
+        assert!(!is_websocket(&req(Version::HTTP_11, &["websocket, h2c"])));
+        assert!(!is_websocket(&req(Version::HTTP_11, &[])));
+        assert!(!is_websocket(&req(Version::HTTP_10, &["websocket"])));
     }
 
     #[test]
@@ -205,7 +189,6 @@ mod tests {
         let ticket = || Ticket {
             key: SessionKey([1; 32]),
             user: "alice".into(),
-            websocket: true,
             upstream: "127.0.0.1:1".parse().unwrap(),
             issued: Instant::now(),
         };

@@ -32,15 +32,12 @@ pub enum Toward {
 
 /// Forwards `first`, then everything `from` sends, to `to` until `from`
 /// ends (then `to` is shut down too) or `end` says the session is over.
-/// `framed`: the stream is WebSocket frames. `activity` is raised on each
-/// data frame (or, unframed, on any bytes).
-#[allow(clippy::too_many_arguments)]
+/// `activity` is raised on each data frame.
 pub async fn pump<R, W>(
     mut from: R,
     mut to: W,
     first: Vec<u8>,
     toward: Toward,
-    framed: bool,
     mut end: watch::Receiver<bool>,
     activity: Option<&AtomicBool>,
 ) where
@@ -55,14 +52,7 @@ pub async fn pump<R, W>(
     tokio::pin!(give_up);
     loop {
         if !pending.is_empty() {
-            let (n, stop) = if framed {
-                passable(&mut scanner, &pending, ending, activity)
-            } else {
-                if let Some(a) = activity {
-                    a.store(true, Ordering::Relaxed);
-                }
-                (pending.len(), false)
-            };
+            let (n, stop) = passable(&mut scanner, &pending, ending, activity);
             if to
                 .write_all(pending.get(..n).unwrap_or_default())
                 .await
@@ -75,7 +65,7 @@ pub async fn pump<R, W>(
                 break;
             }
         }
-        if ending && (!framed || scanner.at_boundary()) {
+        if ending && scanner.at_boundary() {
             break;
         }
         tokio::select! {
@@ -100,7 +90,7 @@ pub async fn pump<R, W>(
         }
     }
     // The session ended and the stream stands between two frames.
-    if framed && !scanner.closed() {
+    if !scanner.closed() {
         let mask = match toward {
             Toward::Server { mask } => Some(mask),
             Toward::Client => None,
@@ -183,15 +173,7 @@ mod tests {
         let (to, mut client) = tokio::io::duplex(1024);
         let (end_tx, end_rx) = watch::channel(false);
         let frame = [0x82, 4, 1, 2, 3, 4];
-        let task = tokio::spawn(pump(
-            from,
-            to,
-            Vec::new(),
-            Toward::Client,
-            true,
-            end_rx,
-            None,
-        ));
+        let task = tokio::spawn(pump(from, to, Vec::new(), Toward::Client, end_rx, None));
         app.write_all(&frame[..3]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         end_tx.send(true).unwrap();

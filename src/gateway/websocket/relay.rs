@@ -149,7 +149,6 @@ async fn upgraded(
 ) {
     let mut mask = [0u8; 4];
     let _ = shared.rng.fill(&mut mask);
-    let framed = ticket.websocket;
     let activity = AtomicBool::new(false);
     let (end_tx, end_rx) = tokio::sync::watch::channel(false);
     let (front_r, front_w) = front.into_split();
@@ -159,11 +158,10 @@ async fn upgraded(
         back_w,
         Vec::new(),
         Toward::Server { mask },
-        framed,
         end_rx.clone(),
         Some(&activity),
     );
-    let to_client = pump(back_r, front_w, early, Toward::Client, framed, end_rx, None);
+    let to_client = pump(back_r, front_w, early, Toward::Client, end_rx, None);
     let watcher = until_ended(shared, ticket.key, &activity);
     tokio::pin!(to_server, to_client, watcher);
     let reason = tokio::select! {
