@@ -9,8 +9,10 @@
 /// request (`wire::identity_headers`), so only the gateway can set it.
 pub const TICKET_HEADER: &str = "x-gatehouse-relay";
 
-/// A request or response head larger than this is refused.
-pub const MAX_HEAD: usize = 64 * 1024;
+/// A request or response head larger than this is refused: above the
+/// largest head the gateway admits (`server.max_request_header_bytes` is
+/// at most 1 MiB) with the headers it adds.
+pub const MAX_HEAD: usize = 2 * 1024 * 1024;
 
 /// The length of the head at the start of `buf` (through the blank line),
 /// once it has all arrived.

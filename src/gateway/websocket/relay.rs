@@ -122,7 +122,7 @@ async fn connection(shared: Arc<Shared>, mut front: TcpStream) {
         // the last on this connection.
         let answer = handshake::last_on_connection(&answer);
         if front.write_all(&answer).await.is_ok() && front.write_all(&early).await.is_ok() {
-            let _ = tokio::io::copy_bidirectional(&mut front, &mut back).await;
+            refused(front, back).await;
         }
         return;
     }
@@ -135,6 +135,27 @@ async fn connection(shared: Arc<Shared>, mut front: TcpStream) {
         "websocket opened"
     );
     upgraded(&shared, ticket, front, back, early).await;
+}
+
+/// Passes the rest of a refused upgrade's answer on. Once the proxy has
+/// read it and let go (the answer says `Connection: close`), the app gets
+/// a moment to close its end, however long it would keep a connection.
+async fn refused(mut front: TcpStream, mut back: TcpStream) {
+    let (mut front_r, mut front_w) = front.split();
+    let (mut back_r, mut back_w) = back.split();
+    let up = async {
+        let _ = tokio::io::copy(&mut front_r, &mut back_w).await;
+        let _ = back_w.shutdown().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut back_r, &mut front_w).await;
+        let _ = front_w.shutdown().await;
+    };
+    tokio::pin!(up, down);
+    tokio::select! {
+        () = &mut up => finish(down).await,
+        () = &mut down => finish(up).await,
+    }
 }
 
 /// Pumps both ways until either side closes, or until the session ends:
