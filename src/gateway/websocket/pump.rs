@@ -15,8 +15,9 @@ use crate::wire::websocket::{close_frame, FrameScanner, POLICY_VIOLATION};
 
 /// What the peer at the far end of a closing socket is told.
 const CLOSE_REASON: &str = "session ended";
-/// How long a frame under way may take to finish once the session has
-/// ended; past that the connection is dropped without a close frame.
+/// How long a frame under way (or a write the peer does not read) may
+/// take to finish once the session has ended; past that the connection is
+/// dropped without a close frame.
 const BOUNDARY_WAIT: Duration = Duration::from_millis(500);
 /// After a close, how long to read (and drop) what the proxy still sends,
 /// so closing the socket does not reset it with the close frame unread.
@@ -53,11 +54,26 @@ pub async fn pump<R, W>(
     loop {
         if !pending.is_empty() {
             let (n, stop) = passable(&mut scanner, &pending, ending, activity);
-            if to
-                .write_all(pending.get(..n).unwrap_or_default())
-                .await
-                .is_err()
-            {
+            let written = {
+                let write = to.write_all(pending.get(..n).unwrap_or_default());
+                tokio::pin!(write);
+                // A peer that stops reading must not keep the socket open
+                // past its session: the end is heard during a write too.
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut write => break r.is_ok(),
+                        _ = end.changed(), if !ending => {
+                            ending = true;
+                            give_up
+                                .as_mut()
+                                .reset(tokio::time::Instant::now() + BOUNDARY_WAIT);
+                        }
+                        () = &mut give_up, if ending => break false,
+                    }
+                }
+            };
+            if !written {
                 return;
             }
             pending.clear();
@@ -95,9 +111,8 @@ pub async fn pump<R, W>(
             Toward::Server { mask } => Some(mask),
             Toward::Client => None,
         };
-        let _ = to
-            .write_all(&close_frame(POLICY_VIOLATION, CLOSE_REASON, mask))
-            .await;
+        let close = close_frame(POLICY_VIOLATION, CLOSE_REASON, mask);
+        let _ = tokio::time::timeout(BOUNDARY_WAIT, to.write_all(&close)).await;
     }
     let _ = to.shutdown().await;
     if matches!(toward, Toward::Server { .. }) {
@@ -188,5 +203,26 @@ mod tests {
         let mut want = frame.to_vec();
         want.extend(close_frame(1008, "session ended", None));
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_does_not_read_cannot_hold_the_end_up() {
+        let (mut app, from) = tokio::io::duplex(64 * 1024);
+        // The client reads nothing, and its buffer is tiny.
+        let (to, _client) = tokio::io::duplex(16);
+        let (end_tx, end_rx) = watch::channel(false);
+        let mut frame = vec![0x82, 126, 0x10, 0x00];
+        frame.extend(std::iter::repeat_n(7u8, 0x1000));
+        app.write_all(&frame).await.unwrap();
+        let task = tokio::spawn(pump(from, to, Vec::new(), Toward::Client, end_rx, None));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!task.is_finished(), "the write should be stuck");
+        let ended = std::time::Instant::now();
+        end_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("still writing long after the end")
+            .unwrap();
+        assert!(ended.elapsed() < BOUNDARY_WAIT + Duration::from_millis(300));
     }
 }
