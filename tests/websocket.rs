@@ -628,3 +628,13 @@ async fn a_user_disabled_by_a_reload_loses_the_socket() {
     );
     echoes(&mut other, "bob is still here").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_is_down_gets_the_502_answer() {
+    // Nobody listens there.
+    let down: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let gw = Gateway::start(&config(down, ""));
+    let alice = gw.signed_in("alice", ALICE_PASSWORD).await;
+    assert_eq!(open(&gw, "/ws", Some(&alice), &[]).await.err(), Some(502));
+    assert_eq!(open(&gw, "/static/ws", None, &[]).await.err(), Some(502));
+}
