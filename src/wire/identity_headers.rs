@@ -157,6 +157,17 @@ mod tests {
     ];
 
     #[test]
+    fn the_relay_ticket_never_passes_in_any_spelling() {
+        let s = IdentitySettings::defaults();
+        for sep in SEPARATORS {
+            let name = format!("X{sep}Gatehouse{sep}Relay");
+            assert!(must_strip(&name, &s), "{name}");
+            assert!(must_strip(&name.to_lowercase(), &s), "{name}");
+        }
+        assert!(!must_strip("X-Gatehouse-Relayed", &s));
+    }
+
+    #[test]
     fn every_spelling_of_an_identity_header_is_stripped() {
         let s = IdentitySettings::defaults();
         for name in [
