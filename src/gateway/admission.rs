@@ -168,5 +168,6 @@ async fn decide(
     }
     ctx.user = Some(authed.user.username.clone());
     ctx.identity = Some(authed.identity());
+    ctx.websocket = super::websocket::watched(route, session.req_header(), &authed);
     Ok(None)
 }

@@ -29,6 +29,7 @@ pub mod upstream_error;
 pub mod upstream_health;
 pub mod upstream_peer;
 pub mod upstream_request;
+pub mod websocket;
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -73,6 +74,8 @@ pub struct RequestCtx {
     pub upstream: Option<SocketAddr>,
     /// The route's upstreams this request has tried (bit i = upstream i).
     pub upstreams_tried: u64,
+    /// A login route's upgrade: relayed, and closed when its session ends.
+    pub websocket: Option<websocket::Watched>,
 }
 
 /// How a request ended, for the requests metric.
@@ -142,6 +145,7 @@ impl ProxyHttp for Gateway {
             upstream_ms: None,
             upstream: None,
             upstreams_tried: 0,
+            websocket: None,
         }
     }
 
@@ -171,7 +175,15 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        upstream_peer::select(&self.shared, ctx)
+        let peer = upstream_peer::select(&self.shared, ctx)?;
+        // A login route's upgrade goes to the relay, which connects to the
+        // chosen upstream and closes the socket when the session ends.
+        if let Some(addr) = ctx.upstream {
+            if let Some(relay) = websocket::divert(&self.shared, ctx, addr).await? {
+                return Ok(relay);
+            }
+        }
+        Ok(peer)
     }
 
     fn fail_to_connect(
@@ -191,7 +203,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         ctx.upstream_sent = Some(Instant::now());
-        upstream_request::rewrite(session, upstream_request, ctx, self.shared.clock.now())
+        upstream_request::rewrite(session, upstream_request, ctx, self.shared.clock.now())?;
+        websocket::label(upstream_request, ctx)
     }
 
     async fn response_filter(

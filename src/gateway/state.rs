@@ -98,6 +98,8 @@ pub struct Shared {
     pub upstream_health: super::upstream_health::UpstreamHealth,
     /// The TLS listeners, when `[server.tls]` started some.
     pub tls: Option<Arc<crate::tls::Edge>>,
+    /// The relay behind login routes' WebSockets, and its tickets.
+    pub websockets: super::websocket::Relay,
     next_upstream: AtomicUsize,
 }
 
@@ -138,6 +140,7 @@ impl Shared {
             refusal_delay: Default::default(),
             upstream_health: Default::default(),
             tls: None,
+            websockets: Default::default(),
             next_upstream: AtomicUsize::new(0),
         })
     }
