@@ -7,10 +7,74 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::webdriver::{WebDriver, DEFAULT_WAIT};
-use common::{config, Gateway, Upstream};
+use common::html_app::HtmlApp;
+use common::webdriver::{Profile, WebDriver, DEFAULT_WAIT};
+use common::{config, Gateway, Upstream, ALICE_PASSWORD};
+use serde_json::Value;
+
+const DIALOG: &str = "#gatehouse-session-dialog";
+const STAY: &str = "#gatehouse-session-stay";
+const COUNTDOWN: &str = "#gatehouse-session-countdown";
+/// Idle 10 s, warned 5 s before: long enough to see the warning come and
+/// go on a busy machine, short enough for a test.
+const SESSION: &str =
+    "idle_timeout = \"10s\"\n\n[ui]\nidle_warning = \"5s\"\ninject_session_script = true\n";
+/// Waits that span a warning or an idle timeout.
+const SESSION_WAIT: Duration = Duration::from_secs(30);
+
+/// Signs in through the login page the app's `path` sends the browser to,
+/// and waits to be back on `path`.
+async fn sign_in(b: &Profile, gw: &Gateway, path: &str) {
+    b.goto(&gw.url(path)).await;
+    b.wait_for_visible("input[name=username]", DEFAULT_WAIT)
+        .await;
+    b.fill("input[name=username]", "alice").await;
+    b.fill("input[name=password]", ALICE_PASSWORD).await;
+    b.click("button[type=submit]").await;
+    let want = gw.url(path);
+    b.wait_for_url(&format!("back on {path}"), DEFAULT_WAIT, |u| u == want)
+        .await;
+}
+
+/// The countdown's "m:ss" in seconds.
+async fn countdown(b: &Profile) -> Option<u64> {
+    let text = b.text(COUNTDOWN).await?;
+    let (m, s) = text.split_once(':')?;
+    Some(m.parse::<u64>().ok()? * 60 + s.parse::<u64>().ok()?)
+}
+
+/// The id of the focused element.
+async fn focused(b: &Profile) -> String {
+    b.eval(
+        "return document.activeElement && document.activeElement.id;",
+        vec![],
+    )
+    .await
+    .as_str()
+    .unwrap_or("")
+    .to_string()
+}
+
+/// `GET /session` with the browser's cookie, from outside the browser
+/// (it never extends the session): the status and the JSON.
+async fn status_of(b: &Profile, gw: &Gateway) -> (u16, Value) {
+    let cookie = b.client.get_named_cookie("gatehouse").await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(gw.url("/.gatehouse/session"))
+        .header("Accept", "application/json")
+        .header("Cookie", format!("gatehouse={}", cookie.value()))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// Where screenshots go when `GATEHOUSE_SCREENSHOTS` names a directory.
+fn screenshot_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("GATEHOUSE_SCREENSHOTS").map(|d| std::path::PathBuf::from(d).join(name))
+}
 
 /// The harness itself: a page loads, tabs open and switch, console errors
 /// are read back, a screenshot is a PNG.
@@ -70,4 +134,175 @@ async fn webdriver_harness_drives_a_real_browser() {
     assert!(errors.is_empty(), "{errors:?}");
     other_device.close().await;
     browser.close().await;
+}
+
+/// The warning appears before the idle deadline, counts down, is announced
+/// and takes the focus; "Stay signed in" dismisses it, gives the focus
+/// back and keeps the session alive past its first deadline. All of it on a
+/// page whose CSP allows only the site's own scripts, without one console
+/// error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_warning_counts_down_and_stay_signed_in_keeps_the_session() {
+    let Some(wd) = WebDriver::start() else { return };
+    let app = HtmlApp::start();
+    let gw = Gateway::start(&config(app.addr, SESSION));
+    let b = wd.profile().await;
+    sign_in(&b, &gw, "/notes?csp").await;
+    b.click("#notes").await;
+    assert_eq!(focused(&b).await, "notes");
+
+    b.wait_for_visible(DIALOG, SESSION_WAIT).await;
+    let dialog = b
+        .client
+        .find(fantoccini::Locator::Css(DIALOG))
+        .await
+        .unwrap();
+    assert_eq!(
+        dialog.attr("role").await.unwrap().as_deref(),
+        Some("alertdialog")
+    );
+    assert_eq!(
+        dialog.attr("aria-modal").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        focused(&b).await,
+        "gatehouse-session-stay",
+        "the focus moves to the dialog"
+    );
+    let live = b.text("#gatehouse-session-live").await.unwrap_or_default();
+    assert!(
+        live.contains("signed out in") && live.contains("second"),
+        "announced: {live:?}"
+    );
+    let (status, json) = status_of(&b, &gw).await;
+    assert_eq!(status, 200, "{json}");
+    // The whole seconds left, rounded up (the gateway floors them).
+    let first_deadline =
+        Instant::now() + Duration::from_secs(json["idle_expires_in"].as_u64().unwrap() + 1);
+
+    let first = countdown(&b).await.expect("a countdown");
+    assert!(
+        (1..=5).contains(&first),
+        "counting down from the warning: {first}"
+    );
+    b.wait_until("the countdown to tick", Duration::from_secs(5), || async {
+        countdown(&b).await.filter(|&n| n < first)
+    })
+    .await;
+    if let Some(path) = screenshot_path("idle-warning.png") {
+        b.screenshot(&path).await;
+    }
+
+    b.click(STAY).await;
+    b.wait_for_hidden(DIALOG, DEFAULT_WAIT).await;
+    assert_eq!(
+        focused(&b).await,
+        "notes",
+        "the focus goes back where it was"
+    );
+
+    // Past the deadline the warning was counting down to, the session is
+    // still there (/session never extends it, so only "Stay" can have).
+    let deadline = Instant::now() + SESSION_WAIT;
+    while Instant::now() < first_deadline {
+        let (status, json) = status_of(&b, &gw).await;
+        assert_eq!(status, 200, "ended before its extended deadline: {json}");
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status_of(&b, &gw).await.0, 200);
+    b.goto(&gw.url("/notes?csp&later")).await;
+    assert_eq!(
+        b.current_url().await,
+        gw.url("/notes?csp&later"),
+        "a later page load works"
+    );
+
+    let errors = b.console_errors().await;
+    assert!(
+        errors.is_empty(),
+        "console errors under a strict CSP: {errors:?}"
+    );
+
+    // The control: the same policy does report what it blocks.
+    b.goto(&gw.url("/inline?csp")).await;
+    let blocked = b
+        .wait_until(
+            "the CSP to report the inline script",
+            DEFAULT_WAIT,
+            || async {
+                let errors = b.console_errors().await;
+                errors
+                    .iter()
+                    .any(|e| e.message.contains("Content Security Policy"))
+                    .then_some(errors)
+            },
+        )
+        .await;
+    assert!(
+        !blocked.iter().any(|e| e.message.contains("session.js")),
+        "{blocked:?}"
+    );
+    b.close().await;
+}
+
+/// Two tabs: the warning shows in both, "Stay signed in" in one dismisses
+/// it in the other; ignored, both land on the login page saying why, each
+/// with its own way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tabs_stay_in_step_and_all_go_to_the_login_page_when_ignored() {
+    let Some(wd) = WebDriver::start() else { return };
+    let app = HtmlApp::start();
+    let gw = Gateway::start(&config(app.addr, SESSION));
+    let b = wd.profile().await;
+    sign_in(&b, &gw, "/first?x=1").await;
+    let first = b.tab().await;
+    let second = b.new_tab().await;
+    b.goto(&gw.url("/second")).await;
+
+    for tab in [&first, &second] {
+        b.switch_to(tab).await;
+        b.wait_for_visible(DIALOG, SESSION_WAIT).await;
+    }
+    b.click(STAY).await;
+    b.switch_to(&first).await;
+    b.wait_for_hidden(DIALOG, DEFAULT_WAIT).await;
+
+    // Now nobody answers: both tabs warn again, then go to the login page.
+    b.wait_for_visible(DIALOG, SESSION_WAIT).await;
+    let login = |rd: &'static str| {
+        let prefix = gw.url("/.gatehouse/login?");
+        move |u: &str| u.starts_with(&prefix) && u.contains("reason=idle") && u.contains(rd)
+    };
+    b.wait_for_url(
+        "tab 1 on the login page",
+        SESSION_WAIT,
+        login("rd=%2Ffirst%3Fx%3D1"),
+    )
+    .await;
+    b.switch_to(&second).await;
+    let url = b
+        .wait_for_url(
+            "tab 2 on the login page",
+            SESSION_WAIT,
+            login("rd=%2Fsecond"),
+        )
+        .await;
+    assert!(!url.contains("first"), "{url}");
+    assert!(
+        b.client.get_named_cookie("gatehouse").await.is_err(),
+        "the ended session's cookie is cleared"
+    );
+
+    // Signing in again from there brings the tab back to its page.
+    b.wait_for_visible("input[name=username]", DEFAULT_WAIT)
+        .await;
+    b.fill("input[name=username]", "alice").await;
+    b.fill("input[name=password]", ALICE_PASSWORD).await;
+    b.click("button[type=submit]").await;
+    let back = gw.url("/second");
+    b.wait_for_url("back on /second", DEFAULT_WAIT, |u| u == back)
+        .await;
+    b.close().await;
 }
