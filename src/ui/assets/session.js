@@ -7,6 +7,12 @@
 // prefix, warning (ms), poll (ms), strings and lang.
 "use strict";
 
+// The tag in the page and the injected one: run once.
+if (window.gatehouseSession) {
+  return;
+}
+window.gatehouseSession = { version: 1 };
+
 var KEY = "gatehouse.session";
 var LOCK = "gatehouse.session.check";
 // A re-check triggered by an event (tab visible again, network back) is
@@ -103,8 +109,13 @@ function warning(s) {
   return Math.max(0, Math.min(C.warning, (s.idleTimeout || 0) / 2));
 }
 
+// When the session ends unless something happens: idle or absolute.
+function end(s) {
+  return Math.min(s.idle, s.abs);
+}
+
 function warnAt(s) {
-  return s.idle - warning(s);
+  return end(s) - warning(s);
 }
 
 // When this browser next needs to ask the gateway, given the newest status.
@@ -290,7 +301,7 @@ function apply() {
     live = true;
   }
   var w = warnAt(s);
-  if (warning(s) > 0 && s.at >= w && now() < s.idle + 1000) {
+  if (warning(s) > 0 && s.at >= w && now() < end(s) + 1000) {
     show();
   } else {
     hide();
@@ -411,7 +422,7 @@ function build() {
     }
   });
   backdrop.appendChild(box);
-  return { root: backdrop, count: count, live: region, stay: stay };
+  return { root: backdrop, count: count, live: region, stay: stay, out: out };
 }
 
 function clock(ms) {
@@ -435,8 +446,11 @@ function render() {
   if (!dialog || !state || state.ended) {
     return;
   }
-  var left = state.idle - now();
+  var left = end(state) - now();
   dialog.count.textContent = clock(left);
+  // Staying cannot move the absolute timeout.
+  var final = state.abs <= state.idle;
+  css(dialog.stay, { display: final ? "none" : "inline-block" });
   // Announce on opening, at each whole minute, and at 30 and 10 seconds.
   var secs = Math.max(0, Math.ceil(left / 1000));
   var mark = secs > 60 ? Math.ceil(secs / 60) * 60 : secs > 30 ? 60 : secs > 10 ? 30 : 10;
@@ -457,7 +471,8 @@ function show() {
     announced = -1;
     restoreFocus = document.activeElement;
     document.body.appendChild(dialog.root);
-    dialog.stay.focus();
+    render();
+    (state.abs <= state.idle ? dialog.out : dialog.stay).focus();
   }
   render();
   if (!ticker) {
