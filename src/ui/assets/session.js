@@ -34,6 +34,11 @@ var checking = false;
 var dialog = null;
 var restoreFocus = null;
 var announced = -1;
+var locks = !!(navigator.locks && typeof navigator.locks.request === "function");
+// One tab of the browser leads: the one holding the leader lock, handed on
+// by the browser when it closes. Without Web Locks every tab may poll.
+var leader = !locks;
+var jitter = locks ? 0 : Math.floor(Math.random() * C.poll * 0.2);
 var chan = null;
 try {
   chan = typeof BroadcastChannel === "function" ? new BroadcastChannel(KEY) : null;
@@ -126,19 +131,26 @@ function nextCheck(s) {
   if (s.ended) {
     return Infinity;
   }
-  var t = s.at + C.poll;
-  var w = warnAt(s);
-  if (warning(s) > 0 && w > s.at && w < t) {
-    t = w;
-  }
-  [s.idle, s.abs].forEach(function (d) {
-    // A deadline under a second away (the gateway counts whole seconds).
-    var at = d > s.at ? d : s.at + 1000;
-    if (at < t) {
-      t = at;
+  // The routine poll is the leader's alone (or, without Web Locks, every
+  // tab's at its own random point after the last check, so the first
+  // answer reaches the others before they ask).
+  var t = leader ? s.at + C.poll + jitter : Infinity;
+  // What is about to happen is watched by the leader and by any tab the
+  // user can see (a hidden leader's timers may be throttled).
+  if (leader || document.visibilityState === "visible") {
+    var w = warnAt(s);
+    if (warning(s) > 0 && w > s.at && w < t) {
+      t = w;
     }
-  });
-  if (s.failed && s.failed + RETRY > t) {
+    [s.idle, s.abs].forEach(function (d) {
+      // A deadline under a second away (the gateway counts whole seconds).
+      var at = d > s.at ? d : s.at + 1000;
+      if (at < t) {
+        t = at;
+      }
+    });
+  }
+  if (s.failed && s.failed + RETRY > t && t !== Infinity) {
     t = s.failed + RETRY;
   }
   return t;
@@ -210,7 +222,7 @@ function get(path, init) {
 // Runs `fn(done)` while holding the browser-wide check lock (Web Locks);
 // without them, after a random pause so tabs woken together rarely collide.
 function exclusive(fn) {
-  if (navigator.locks && typeof navigator.locks.request === "function") {
+  if (locks) {
     navigator.locks
       .request(LOCK, function () {
         return new Promise(function (resolve) {
@@ -529,6 +541,17 @@ function signOutClicked() {
 }
 
 // ---- wiring -----------------------------------------------------------
+
+if (locks) {
+  navigator.locks
+    .request(KEY + ".leader", function () {
+      leader = true;
+      apply();
+      // Held until this page goes away.
+      return new Promise(function () {});
+    })
+    .catch(function () {});
+}
 
 if (chan) {
   chan.onmessage = function (e) {
