@@ -399,7 +399,8 @@ function build() {
   css(message, { margin: "0 0 1em 0" });
   var parts = S.message.split("{time}");
   message.appendChild(document.createTextNode(parts[0] || ""));
-  var count = node("strong", { id: "gatehouse-session-countdown", role: "timer", "aria-hidden": "true" });
+  // Seen ticking; heard through the live region below instead.
+  var count = node("strong", { id: "gatehouse-session-countdown", "aria-hidden": "true" });
   message.appendChild(count);
   message.appendChild(document.createTextNode(parts[1] || ""));
   // Read out now and then, not every second.
