@@ -169,6 +169,9 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
         ui: UiSettings {
             title: "Sign in to the demo".into(),
             password_url: None,
+            idle_warning: Duration::from_secs(120),
+            // The demo shows the idle warning without any change to its app.
+            inject_session_script: true,
         },
     }
 }

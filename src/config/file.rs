@@ -174,4 +174,6 @@ pub struct LoginSection {
 pub struct UiSection {
     pub title: Option<String>,
     pub password_url: Option<String>,
+    pub idle_warning: Option<String>,
+    pub inject_session_script: Option<bool>,
 }

@@ -207,6 +207,10 @@ pub struct UiSettings {
     /// The app's own password page, linked instead of the gateway's when
     /// the app owns the passwords (`[users.sql]`).
     pub password_url: Option<String>,
+    /// session.js warns this long before the idle timeout (zero: never).
+    pub idle_warning: Duration,
+    /// Insert the session.js tag into the HTML answers of login routes.
+    pub inject_session_script: bool,
 }
 
 impl SessionSettings {

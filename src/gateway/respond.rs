@@ -55,6 +55,11 @@ impl Reply {
         }
     }
 
+    /// JavaScript built per request (the session script).
+    pub fn script(body: String) -> Self {
+        Self::new(200, "text/javascript; charset=utf-8", body)
+    }
+
     pub fn asset(content_type: &str, body: &'static str) -> Self {
         Self::new(200, content_type, Bytes::from_static(body.as_bytes()))
             .header("Cache-Control", "public, max-age=3600")

@@ -6,6 +6,8 @@ mod form;
 mod login;
 mod logout;
 mod password;
+pub mod session_script;
+mod session_status;
 
 pub use devices::{device_items, ItemControl};
 
@@ -42,6 +44,8 @@ pub async fn serve(
         ("GET" | "HEAD", "/logout") => logout::show(shared, snap, session).await,
         ("POST", "/logout") => logout::submit(shared, snap, session).await?,
         ("GET" | "HEAD", "/session") => devices::status(shared, snap, session).await,
+        ("GET" | "HEAD", "/session.js") => session_script::serve(snap, session.req_header()),
+        ("POST", "/session/extend") => session_status::extend(shared, snap, session).await,
         ("GET" | "HEAD", "/devices") => devices::show(shared, snap, session).await,
         ("POST", "/devices/revoke") => devices::revoke(shared, snap, session, false).await?,
         ("POST", "/devices/revoke-others") => devices::revoke(shared, snap, session, true).await?,
@@ -60,7 +64,8 @@ pub async fn serve(
             | "/password"
             | "/login/choose"
             | "/devices/revoke"
-            | "/devices/revoke-others",
+            | "/devices/revoke-others"
+            | "/session/extend",
         ) => Reply::html(
             405,
             message_page(snap, "Method not allowed", "Use the form on this page.", ""),
