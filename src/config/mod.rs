@@ -5,6 +5,7 @@ mod duration;
 mod error;
 mod file;
 mod settings;
+mod ui;
 mod users;
 mod validate;
 

@@ -191,6 +191,9 @@ pub struct UiSettings {
     /// The app's own password page, linked instead of the gateway's when
     /// the app owns the passwords (`[users.sql]`).
     pub password_url: Option<String>,
+    /// The pages: templates (built-in or from `ui.templates_dir`), the
+    /// message catalog, stylesheet and logo, checked at load.
+    pub pages: crate::ui::Ui,
 }
 
 impl SessionSettings {
