@@ -6,11 +6,13 @@
 pub mod app_db;
 pub mod browser;
 pub mod front;
+pub mod html_app;
 pub mod load;
 pub mod php;
 pub mod redis;
 pub mod trickle;
 pub mod upstream;
+pub mod webdriver;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
