@@ -168,6 +168,9 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             // The built-in pages are proven by the ui tests; empty ones
             // only if that proof is broken.
             pages: ui::Ui::builtin().unwrap_or_else(|_| ui::Ui::empty()),
+            idle_warning: Duration::from_secs(120),
+            // The demo shows the idle warning without any change to its app.
+            inject_session_script: true,
         },
     }
 }

@@ -171,4 +171,6 @@ pub struct UiSection {
     pub logo_url: Option<String>,
     pub accent_color: Option<String>,
     pub focus_color_dark: Option<String>,
+    pub idle_warning: Option<String>,
+    pub inject_session_script: Option<bool>,
 }

@@ -194,6 +194,10 @@ pub struct UiSettings {
     /// The pages: templates (built-in or from `ui.templates_dir`), the
     /// message catalog, stylesheet and logo, checked at load.
     pub pages: crate::ui::Ui,
+    /// session.js warns this long before the idle timeout (zero: never).
+    pub idle_warning: Duration,
+    /// Insert the session.js tag into the HTML answers of login routes.
+    pub inject_session_script: bool,
 }
 
 impl SessionSettings {

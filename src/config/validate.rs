@@ -202,6 +202,13 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
             pages,
             title: model.ui.title.unwrap_or_else(|| "Sign in".into()),
             password_url,
+            idle_warning: duration_or_off(
+                sink,
+                &root.key("ui").key("idle_warning"),
+                model.ui.idle_warning,
+                120,
+            ),
+            inject_session_script: model.ui.inject_session_script.unwrap_or(false),
         },
     }
 }

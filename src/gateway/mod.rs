@@ -18,6 +18,7 @@ pub mod reload;
 pub mod respond;
 pub mod route_access;
 pub mod routing;
+pub mod script_injection;
 pub mod sign_in;
 pub mod signing;
 pub mod state;
@@ -68,6 +69,8 @@ pub struct RequestCtx {
     pub upstream_ms: Option<u64>,
     /// The upstream chosen for this request.
     pub upstream: Option<SocketAddr>,
+    /// Puts the session.js tag into this HTML answer (`ui.inject_session_script`).
+    pub inject: Option<script_injection::TagInserter>,
 }
 
 /// How a request ended, for the requests metric.
@@ -136,6 +139,7 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             upstream_ms: None,
             upstream: None,
+            inject: None,
         }
     }
 
@@ -190,7 +194,7 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
@@ -200,7 +204,22 @@ impl ProxyHttp for Gateway {
         if let Some(addr) = ctx.upstream {
             self.shared.upstream_health.answered(addr);
         }
-        app_response::finish(&self.shared, response, ctx).await
+        app_response::finish(&self.shared, response, ctx).await?;
+        ctx.inject = script_injection::begin(session.req_header(), response, ctx)?;
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<std::time::Duration>> {
+        if let Some(inserter) = ctx.inject.as_mut() {
+            inserter.filter(body, end_of_stream);
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(

@@ -55,6 +55,11 @@ impl Reply {
         }
     }
 
+    /// JavaScript built per request (the session script).
+    pub fn script(body: String) -> Self {
+        Self::new(200, "text/javascript; charset=utf-8", body)
+    }
+
     pub fn asset(content_type: &str, body: impl Into<Bytes>) -> Self {
         Self::new(200, content_type, body.into()).header("Cache-Control", "public, max-age=3600")
     }

@@ -54,7 +54,8 @@ impl HtmlApp {
 }
 
 /// The page every other path gets: it names its path, has a text field
-/// (for focus checks) and a strict CSP when the query has `csp`.
+/// (for focus checks) and a strict CSP when the query has `csp`. `/inline`
+/// adds an inline script.
 pub fn page(target: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>App {t}</title></head>\n\
@@ -134,7 +135,14 @@ fn serve(mut stream: TcpStream, served: &Mutex<HashMap<String, usize>>) {
             )
         }
         _ => {
-            let body = page(&target);
+            let mut body = page(&target);
+            if path == "/inline" {
+                // What a strict CSP must block (the control for CSP tests).
+                body = body.replace(
+                    "</body>",
+                    "<script>document.title = 'inline ran';</script></body>",
+                );
+            }
             let csp = if target.contains("csp") {
                 format!("Content-Security-Policy: {STRICT_CSP}\r\n")
             } else {

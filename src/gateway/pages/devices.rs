@@ -175,25 +175,8 @@ async fn end_other(
 
 /// GET `/session`: who is signed in and for how long; never a touch.
 pub async fn status(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
-    let authed = match require_session(shared, snap, session, "/session").await {
-        Ok(a) => a,
-        Err(reply) => return reply,
-    };
-    let now = shared.clock.now();
-    let policy = snap.limits(&authed.user).policy;
-    let rec = &authed.record;
-    let left = |limit: std::time::Duration, since: Timestamp| {
-        limit.saturating_sub(now.since(since)).as_secs()
-    };
-    Reply::json(
-        200,
-        &serde_json::json!({
-            "user": authed.user.username,
-            "groups": authed.user.groups,
-            "created_at": rec.created_at.as_secs(),
-            "last_seen": rec.last_seen.as_secs(),
-            "idle_expires_in": left(policy.idle_timeout, rec.last_seen),
-            "absolute_expires_in": left(policy.absolute_timeout, rec.created_at),
-        }),
-    )
+    match require_session(shared, snap, session, "/session").await {
+        Ok(authed) => super::session_status::reply(shared, snap, &authed, authed.record.last_seen),
+        Err(reply) => reply,
+    }
 }

@@ -13,7 +13,7 @@ use crate::gateway::state::{Shared, Snapshot};
 use crate::metrics::StoreOp;
 use crate::session::EndReason;
 
-const CSRF_PURPOSE: &str = "logout";
+pub(super) const CSRF_PURPOSE: &str = "logout";
 
 /// To the login page with `reason=logout`, the session cookie cleared.
 /// Only a POST (which carried a CSRF token or had nothing to end) may also

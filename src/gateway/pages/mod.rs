@@ -7,6 +7,8 @@ mod login;
 mod logout;
 mod password;
 mod remembered_user;
+pub mod session_script;
+mod session_status;
 mod view;
 
 pub use devices::device_list;
@@ -45,6 +47,8 @@ pub async fn serve(
         ("GET" | "HEAD", "/logout") => logout::show(shared, snap, session).await,
         ("POST", "/logout") => logout::submit(shared, snap, session).await?,
         ("GET" | "HEAD", "/session") => devices::status(shared, snap, session).await,
+        ("GET" | "HEAD", "/session.js") => session_script::serve(snap, session.req_header()),
+        ("POST", "/session/extend") => session_status::extend(shared, snap, session).await,
         ("GET" | "HEAD", "/devices") => devices::show(shared, snap, session).await,
         ("POST", "/devices/revoke") => devices::revoke(shared, snap, session, false).await?,
         ("POST", "/devices/revoke-others") => devices::revoke(shared, snap, session, true).await?,
@@ -70,7 +74,8 @@ pub async fn serve(
             | "/password"
             | "/login/choose"
             | "/devices/revoke"
-            | "/devices/revoke-others",
+            | "/devices/revoke-others"
+            | "/session/extend",
         ) => Reply::html(
             405,
             view.message_page(&view.t("error.method_title"), &view.t("error.method"), &[]),
