@@ -55,8 +55,6 @@ async fn value_of(p: &Profile, css: &str) -> String {
 /// Fills in the login form on the current page and submits it.
 async fn sign_in(p: &Profile, user: &str, password: &str) {
     p.wait_for_visible("#password", WAIT).await;
-    p.eval("document.querySelector('#username').value = '';", vec![])
-        .await;
     p.fill("#username", user).await;
     p.fill("#password", password).await;
     p.click("button[type=submit]").await;
