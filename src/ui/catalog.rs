@@ -120,10 +120,13 @@ impl Catalog {
         };
         let pattern = match msg {
             Message::Text(t) => t,
-            Message::Plural { zero, one, other } => match (n, plural_one(lang, n.unwrap_or(0))) {
-                (Some(0), _) if zero.is_some() => zero.as_ref().unwrap_or(other),
-                (_, true) => one.as_ref().unwrap_or(other),
-                _ => other,
+            // Without a number, the general form: its `{n}` stays for
+            // whoever fills it in later (session.js counts down itself).
+            Message::Plural { zero, one, other } => match n {
+                None => other,
+                Some(0) if zero.is_some() => zero.as_ref().unwrap_or(other),
+                Some(n) if plural_one(lang, n) => one.as_ref().unwrap_or(other),
+                Some(_) => other,
             },
         };
         fill(pattern, n, args)
@@ -257,6 +260,10 @@ mod tests {
             "hace 3 minutos"
         );
         assert!(plural_one("fr", 0) && !plural_one("en", 0));
+        assert_eq!(
+            c.text("es", "idle_warning.seconds", None, &[]),
+            "{n} segundos"
+        );
     }
 
     #[test]
