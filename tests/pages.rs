@@ -311,7 +311,7 @@ async fn a_template_in_templates_dir_replaces_the_built_in_page_escaped() {
     assert!(!r.body.contains("<script>"));
     assert!(
         r.body
-            .contains("<img class=\"logo\" src=\"/.gatehouse/assets/logo\""),
+            .contains("<img class=\"logo\" src=\"/.gatehouse/assets/logo?v="),
         "{}",
         r.body
     );

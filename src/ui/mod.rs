@@ -72,6 +72,7 @@ pub struct UiError {
 pub struct Logo {
     pub content_type: &'static str,
     pub bytes: bytes::Bytes,
+    version: String,
 }
 
 /// The loaded pages. Cheap to share; swapped whole with the config.
@@ -351,7 +352,9 @@ impl Ui {
     /// Where the logo is, for `<img src>`: the served file or the path.
     pub fn logo_url(&self, prefix: &str) -> Option<String> {
         match (&self.logo, &self.logo_path) {
-            (Some(_), _) => Some(format!("{prefix}/assets/logo")),
+            // Versioned like the stylesheet: a new logo shows at once
+            // although the old one may be cached for an hour.
+            (Some(l), _) => Some(format!("{prefix}/assets/logo?v={}", l.version)),
             (None, Some(p)) => Some(p.clone()),
             (None, None) => None,
         }
@@ -447,6 +450,7 @@ fn read_logo(path: &Path) -> Result<Logo, UiError> {
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read the logo: {e}")))?;
     Ok(Logo {
         content_type,
+        version: short_hash(&[&bytes]),
         bytes: bytes.into(),
     })
 }
