@@ -174,6 +174,12 @@ pub struct LoginSection {
 pub struct UiSection {
     pub title: Option<String>,
     pub password_url: Option<String>,
+    pub templates_dir: Option<String>,
+    pub language: Option<String>,
+    pub logo: Option<String>,
+    pub logo_url: Option<String>,
+    pub accent_color: Option<String>,
+    pub focus_color_dark: Option<String>,
     pub idle_warning: Option<String>,
     pub inject_session_script: Option<bool>,
 }

@@ -7,6 +7,7 @@ mod file;
 mod settings;
 mod tls;
 mod upstream;
+mod ui;
 mod users;
 mod validate;
 

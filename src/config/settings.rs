@@ -207,6 +207,9 @@ pub struct UiSettings {
     /// The app's own password page, linked instead of the gateway's when
     /// the app owns the passwords (`[users.sql]`).
     pub password_url: Option<String>,
+    /// The pages: templates (built-in or from `ui.templates_dir`), the
+    /// message catalog, stylesheet and logo, checked at load.
+    pub pages: crate::ui::Ui,
     /// session.js warns this long before the idle timeout (zero: never).
     pub idle_warning: Duration,
     /// Insert the session.js tag into the HTML answers of login routes.

@@ -167,6 +167,7 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
 
     let (users_file, users_sql) =
         super::users::validate_users(path, model.users, &root.key("users"), sink);
+    let pages = super::ui::validate_pages(path, &model.ui, &root.key("ui"), sink);
     let password_url = model.ui.password_url;
     if password_url.as_deref().is_some_and(|u| {
         !(u.starts_with("https://")
@@ -198,6 +199,7 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
             failure_delay,
         },
         ui: UiSettings {
+            pages,
             title: model.ui.title.unwrap_or_else(|| "Sign in".into()),
             password_url,
             idle_warning: duration_or_off(

@@ -33,6 +33,9 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
             sb.on_device_limit.as_str()
         ));
     }
+    if a.ui.pages.fingerprint != b.ui.pages.fingerprint {
+        out.push("ui pages (templates, messages, colours or logo)".into());
+    }
     if sa.groups != sb.groups {
         out.push("session.groups".into());
     }

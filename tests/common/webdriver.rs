@@ -265,13 +265,19 @@ impl Profile {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
-    /// Types `text` into the first element matching `css`.
+    /// Replaces the content of the first element matching `css` with
+    /// `text`, typed (a form may come filled in: the login page keeps the
+    /// last user name).
     pub async fn fill(&self, css: &str, text: &str) {
-        self.client
+        let el = self
+            .client
             .find(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("find {css}: {e}"))
-            .send_keys(text)
+            .unwrap_or_else(|e| panic!("find {css}: {e}"));
+        el.clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        el.send_keys(text)
             .await
             .unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }

@@ -10,7 +10,7 @@
 use pingora::proxy::Session;
 
 use super::logout::CSRF_PURPOSE as LOGOUT_CSRF_PURPOSE;
-use super::{problem, require_session, store_refused, Reply};
+use super::{problem, require_session, store_refused, Reply, View};
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::Authed;
 use crate::gateway::state::{Shared, Snapshot};
@@ -92,7 +92,8 @@ pub async fn extend(shared: &Shared, snap: &Snapshot, session: &Session) -> Repl
         .touch(&authed.key, &authed.user.username, now)
         .await
     {
-        return store_refused(shared, snap, StoreOp::OwnPage, &e);
+        let view = View::new(snap, session.req_header());
+        return store_refused(shared, &view, StoreOp::OwnPage, &e);
     }
     tracing::debug!(user = ?authed.user.username, session = %authed.key, "session extended");
     reply(shared, snap, &authed, now)
