@@ -9,6 +9,7 @@ use super::{forged, require_session, store_refused, Reply};
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::{end_counted, end_session, Authed};
 use crate::gateway::device_label::describe;
+use crate::gateway::request::Request;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::metrics::StoreOp;
 use crate::session::store::UserSessions;
@@ -73,8 +74,8 @@ pub fn device_items(
     out
 }
 
-pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
-    let authed = match require_session(shared, snap, session, "/devices").await {
+pub async fn show(shared: &Shared, snap: &Snapshot, req: &Request) -> Reply {
+    let authed = match require_session(shared, snap, req, "/devices").await {
         Ok(a) => a,
         Err(reply) => return reply,
     };
@@ -110,13 +111,14 @@ pub async fn revoke(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
     others: bool,
 ) -> pingora::Result<Reply> {
     let form = match read_form(snap, session).await? {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
     };
-    let authed = match require_session(shared, snap, session, "/devices").await {
+    let authed = match require_session(shared, snap, req, "/devices").await {
         Ok(a) => a,
         Err(reply) => return Ok(reply),
     };
@@ -176,8 +178,8 @@ async fn end_other(
 }
 
 /// GET `/session`: who is signed in and for how long; never a touch.
-pub async fn status(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
-    let authed = match require_session(shared, snap, session, "/session").await {
+pub async fn status(shared: &Shared, snap: &Snapshot, req: &Request) -> Reply {
+    let authed = match require_session(shared, snap, req, "/session").await {
         Ok(a) => a,
         Err(reply) => return reply,
     };

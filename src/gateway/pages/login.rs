@@ -14,10 +14,10 @@ use super::form::read_form;
 use super::{busy, device_items, message_page, ItemControl, Reply};
 use crate::auth::{User, UserSource};
 use crate::config::OnDeviceLimit;
-use crate::gateway::authenticate::{cookie_header, read_cookie};
-use crate::gateway::client_ip;
+use crate::gateway::authenticate::read_cookie;
 use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::safe_redirect;
+use crate::gateway::request::Request;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::store_refusal;
@@ -53,9 +53,8 @@ impl Nonce {
     }
 }
 
-fn existing_nonce(snap: &Snapshot, session: &Session) -> Option<Nonce> {
-    let cookies = cookie_header(session.req_header())?;
-    let value = cookie::find(&cookies, snap.settings.session.csrf_cookie_name())?;
+fn existing_nonce(snap: &Snapshot, req: &Request) -> Option<Nonce> {
+    let value = cookie::find(req.cookies()?, snap.settings.session.csrf_cookie_name())?;
     let ok = value.len() == 43
         && value
             .bytes()
@@ -78,8 +77,8 @@ fn fresh_nonce(shared: &Shared, snap: &Snapshot) -> Option<Nonce> {
     })
 }
 
-fn nonce(shared: &Shared, snap: &Snapshot, session: &Session) -> Option<Nonce> {
-    existing_nonce(snap, session).or_else(|| fresh_nonce(shared, snap))
+fn nonce(shared: &Shared, snap: &Snapshot, req: &Request) -> Option<Nonce> {
+    existing_nonce(snap, req).or_else(|| fresh_nonce(shared, snap))
 }
 
 fn unavailable(snap: &Snapshot) -> Reply {
@@ -133,7 +132,7 @@ fn login_page(
     nonce.attach(Reply::html(status, ui::page(title, prefix, &content)))
 }
 
-pub fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
+pub fn show(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
     let query = session.req_header().uri.query().unwrap_or("");
     let mut rd = "/".to_string();
     let mut reason = None;
@@ -144,7 +143,7 @@ pub fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
             _ => {}
         }
     }
-    let Some(nonce) = nonce(shared, snap, session) else {
+    let Some(nonce) = nonce(shared, snap, req) else {
         return unavailable(snap);
     };
     let notice = reason.map(|r| ("info", r.message()));
@@ -157,6 +156,7 @@ pub async fn submit(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
 ) -> pingora::Result<Reply> {
     let form = match read_form(snap, session).await? {
         Ok(form) => form,
@@ -164,13 +164,13 @@ pub async fn submit(
     };
     let field = |name: &str| form.get(name);
     let rd = safe_redirect(field("rd")).unwrap_or("/").to_string();
-    let nonce = match checked_nonce(shared, snap, session, field("csrf_token"), &rd) {
+    let nonce = match checked_nonce(shared, snap, req, field("csrf_token"), &rd) {
         Ok(n) => n,
         Err(reply) => return Ok(reply),
     };
 
     let username = field("username");
-    let ip = client_ip(snap, session);
+    let ip = req.client_ip();
     // A ban is checked before the user is looked up, so a banned name or
     // address costs the app's database nothing.
     let (found, checked) = match refuse_if_banned(shared, snap, username, ip, "login").await {
@@ -221,14 +221,13 @@ pub async fn submit(
     };
 
     // A new ID on every login; the session this browser had is ended.
-    let cookies = cookie_header(session.req_header());
-    if let Some(old) = read_cookie(snap, cookies.as_deref()).and_then(|c| c.key) {
+    if let Some(old) = read_cookie(snap, req.cookies()).and_then(|c| c.key) {
         // The store's outage lines cover a failure here; the login goes on.
         if let Err(e) = shared.store.remove(&old).await {
             tracing::debug!("could not end the previous session {old}: {e}");
         }
     }
-    finish(shared, snap, session, &nonce, user, &rd, None).await
+    finish(shared, snap, session, req, &nonce, user, &rd, None).await
 }
 
 /// Starts the session, or explains the device limit.
@@ -236,12 +235,13 @@ async fn finish(
     shared: &Shared,
     snap: &Snapshot,
     session: &Session,
+    req: &Request,
     nonce: &Nonce,
     user: &Arc<User>,
     rd: &str,
     end_first: Option<SessionKey>,
 ) -> pingora::Result<Reply> {
-    let live = match sign_in(shared, snap, session, user, end_first).await {
+    let live = match sign_in(shared, snap, session, req, user, end_first).await {
         Err(e) => return Ok(store_unavailable(shared, snap, &e)),
         Ok(SignIn::Done { set_cookie, .. }) => return Ok(signed_in(rd, set_cookie)),
         Ok(SignIn::Full { live }) => live,
@@ -322,13 +322,14 @@ pub async fn choose(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
 ) -> pingora::Result<Reply> {
     let form = match read_form(snap, session).await? {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
     };
     let field = |name: &str| form.get(name);
-    let nonce = match checked_nonce(shared, snap, session, field("csrf_token"), "/") {
+    let nonce = match checked_nonce(shared, snap, req, field("csrf_token"), "/") {
         Ok(n) => n,
         Err(reply) => return Ok(reply),
     };
@@ -370,7 +371,17 @@ pub async fn choose(
         return Ok(refused("user_changed"));
     };
     let victim = SessionKey::from_hex(field("device"));
-    finish(shared, snap, session, &nonce, user, &pending.rd, victim).await
+    finish(
+        shared,
+        snap,
+        session,
+        req,
+        &nonce,
+        user,
+        &pending.rd,
+        victim,
+    )
+    .await
 }
 
 /// The login nonce, if the submitted CSRF token matches it; otherwise the
@@ -378,11 +389,11 @@ pub async fn choose(
 fn checked_nonce(
     shared: &Shared,
     snap: &Snapshot,
-    session: &Session,
+    req: &Request,
     token: &str,
     rd: &str,
 ) -> Result<Nonce, Reply> {
-    let existing = existing_nonce(snap, session);
+    let existing = existing_nonce(snap, req);
     let ok = existing.as_ref().is_some_and(|n| {
         shared
             .signer

@@ -5,8 +5,9 @@ use pingora::proxy::Session;
 
 use super::form::read_form;
 use super::{forged, store_refused, Reply};
-use crate::gateway::authenticate::{authenticate, cookie_header, end_session, Auth};
+use crate::gateway::authenticate::{authenticate, end_session, Auth};
 use crate::gateway::redirect::login_url;
+use crate::gateway::request::Request;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::metrics::StoreOp;
 use crate::session::EndReason;
@@ -28,9 +29,8 @@ fn signed_out(snap: &Snapshot, clear_site_data: bool) -> Reply {
     }
 }
 
-pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
-    let cookies = cookie_header(session.req_header());
-    let authed = match authenticate(shared, snap, cookies.as_deref(), false).await {
+pub async fn show(shared: &Shared, snap: &Snapshot, req: &Request) -> Reply {
+    let authed = match authenticate(shared, snap, req.cookies(), false).await {
         Ok(Auth::Valid(a)) => a,
         Ok(_) => return signed_out(snap, false),
         Err(e) => return store_refused(shared, snap, StoreOp::Logout, &e),
@@ -52,13 +52,13 @@ pub async fn submit(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
 ) -> pingora::Result<Reply> {
     let form = match read_form(snap, session).await? {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
     };
-    let cookies = cookie_header(session.req_header());
-    let authed = match authenticate(shared, snap, cookies.as_deref(), false).await {
+    let authed = match authenticate(shared, snap, req.cookies(), false).await {
         Ok(Auth::Valid(a)) => a,
         // Nothing to end: just make sure the browser forgets the cookie.
         Ok(_) => return Ok(signed_out(snap, true)),
