@@ -74,10 +74,10 @@ pub fn read_cookie(snap: &Snapshot, cookies: Option<&[u8]>) -> Option<CookieSess
     let cookies = cookies?;
     let name = snap.settings.session.cookie_name();
     cookie::find(cookies, name)?;
-    let parsed = cookie::values(cookies, name).find_map(SessionId::parse_cookie);
+    let parsed = cookie::values(cookies, name).find_map(SessionId::cookie_key);
     Some(match parsed {
-        Some((id, issued)) => CookieSession {
-            key: Some(id.key()),
+        Some((key, issued)) => CookieSession {
+            key: Some(key),
             issued,
         },
         None => CookieSession {
