@@ -40,7 +40,11 @@ impl Reloader {
             );
         }
         let changes = describe_changes(&old, &new);
+        let tls = new.settings.server.tls.clone();
         self.shared.snapshot.store(Arc::new(new));
+        if let Some(edge) = &self.shared.tls {
+            edge.reloaded(tls.as_ref());
+        }
         Ok(changes)
     }
 }

@@ -17,7 +17,7 @@ use crate::config::*;
 use crate::gateway::state::Snapshot;
 use crate::listeners::{bind_all, OnBound, Wanted};
 use crate::server::{serve, ProcessFlags};
-use crate::ui::{self, Slot};
+use crate::ui;
 
 pub const DEMO_USER: &str = "demo";
 
@@ -77,13 +77,11 @@ fn page(http: &ServerSession) -> String {
          <table>{rows}</table>\
          <p class=\"aside\"><a href=\"/.gatehouse/logout\">Sign out</a> · <a href=\"/public/\">a public page</a></p>"
     );
-    ui::render(
-        ui::LAYOUT,
-        &[
-            ("title", Slot::Text("Demo app")),
-            ("prefix", Slot::Text("/.gatehouse")),
-            ("content", Slot::Html(&content)),
-        ],
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Demo app</title>\n<link rel=\"stylesheet\" href=\"/.gatehouse/assets/gatehouse.css\">\n\
+         </head>\n<body>\n<main class=\"card\">\n{content}\n</main>\n</body>\n</html>\n"
     )
 }
 
@@ -119,6 +117,7 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
         upstreams: vec![app],
         access,
         groups: vec![],
+        upstream_options: Default::default(),
     };
     Settings {
         source: PathBuf::from("(demo)"),
@@ -140,6 +139,7 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
             upgrade_sock: std::env::temp_dir()
                 .join(format!("gatehouse-demo-{}.upgrade.sock", listen.port())),
             pid_file: std::env::temp_dir().join(format!("gatehouse-demo-{}.pid", listen.port())),
+            tls: None,
         },
         routes: vec![route("/public/", Access::Public), route("/", Access::Login)],
         users_file: Some(PathBuf::from("(demo)")),
@@ -167,6 +167,12 @@ pub fn demo_settings(listen: SocketAddr, app: SocketAddr) -> Settings {
         ui: UiSettings {
             title: "Sign in to the demo".into(),
             password_url: None,
+            // The built-in pages are proven by the ui tests; empty ones
+            // only if that proof is broken.
+            pages: ui::Ui::builtin().unwrap_or_else(|_| ui::Ui::empty()),
+            idle_warning: Duration::from_secs(120),
+            // The demo shows the idle warning without any change to its app.
+            inject_session_script: true,
         },
     }
 }

@@ -22,5 +22,6 @@ pub mod metrics;
 pub mod outage;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod ui;
 pub mod wire;

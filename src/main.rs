@@ -327,6 +327,35 @@ fn hash_password_command(config: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
+/// `check-config`'s one-line summary: "3 routes, 1 user, at most 1 device
+/// per user (ask)", each count in the right number.
+fn summary(snap: &gatehouse::gateway::state::Snapshot) -> String {
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let session = &snap.settings.session;
+    let devices = match session.max_devices {
+        0 => "any number of devices per user".to_string(),
+        n => format!(
+            "at most {} per user ({})",
+            count(n as usize, "device", "devices"),
+            session.on_device_limit.as_str()
+        ),
+    };
+    let mut parts = vec![
+        count(snap.settings.routes.len(), "route", "routes"),
+        count(snap.users.len(), "user", "users"),
+        devices,
+    ];
+    let overridden = &snap.settings.ui.pages.overridden;
+    if !overridden.is_empty() {
+        parts.push(format!(
+            "{} from ui.templates_dir",
+            count(overridden.len(), "page file", "page files")
+        ));
+    }
+    parts.join(", ")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let logging = log_options(&cli);
@@ -354,12 +383,7 @@ fn main() -> ExitCode {
                     .map(|()| println!("{}: OK (users database answered)", config.display()))
             }
             Ok(snap) => {
-                println!(
-                    "{}: OK ({} routes, {} users)",
-                    config.display(),
-                    snap.settings.routes.len(),
-                    snap.users.len()
-                );
+                println!("{}: OK ({})", config.display(), summary(&snap));
                 println!("Routes, most specific first (a request takes the first that matches):");
                 print!(
                     "{}",

@@ -20,6 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::StoreKind;
 use crate::config::{self, ConfigErrors};
 use crate::gateway::head_guard::Guarded;
+use crate::gateway::health_check::HealthChecker;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::Gateway;
 use crate::listeners::{bind_all, Bound, OnBound, Wanted};
@@ -157,6 +158,40 @@ impl pingora::services::background::BackgroundService for Announce {
     }
 }
 
+/// The proxy on the TLS listeners: the same gateway, behind the handshake
+/// (inside the slow-client guard), with HTTP/2 by ALPN bounded by the same
+/// client limits, and HSTS on every answer.
+fn tls_service(
+    server: &Server,
+    shared: &Arc<Shared>,
+    edge: &crate::tls::Edge,
+    addrs: &[std::net::SocketAddr],
+) -> Service<Guarded<pingora::proxy::HttpProxy<Gateway>>> {
+    let limits = shared.snapshot.load().settings.server.client_limits;
+    let mut proxy =
+        pingora::proxy::http_proxy(&server.configuration, Gateway::new(Arc::clone(shared)));
+    let mut options = pingora::apps::HttpServerOptions::default();
+    // As long as an HTTP/1.1 connection may wait for its next request.
+    options.h2_idle_timeout = Some(Duration::from_secs(60));
+    proxy.server_options = Some(options);
+    let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
+    h2.max_header_list_size(u32::try_from(limits.max_request_header_bytes).unwrap_or(u32::MAX));
+    proxy.h2_options = Some(h2);
+    proxy
+        .downstream_modules
+        .add_module(Box::new(crate::gateway::https::HstsOnTls {
+            shared: Arc::clone(shared),
+        }));
+    let mut service = Service::new(
+        "gatehouse tls".to_string(),
+        Guarded::new(proxy, Arc::clone(shared)).with_tls(Arc::clone(&edge.handshake)),
+    );
+    for addr in addrs {
+        service.add_tcp(&addr.to_string());
+    }
+    service
+}
+
 /// Runs the gateway on `snapshot`; `extra` may add services (the demo app,
 /// the reloader) and returns those that must have started before the
 /// gateway says it is listening. Returns after a graceful stop.
@@ -173,11 +208,18 @@ pub fn serve(
     };
     let listen = snapshot.settings.server.listen.clone();
     let admin_listen = snapshot.settings.server.admin_listen;
+    let tls_listen = snapshot
+        .settings
+        .server
+        .tls
+        .as_ref()
+        .map(|t| t.listen.clone())
+        .unwrap_or_default();
     // Before anything else (a Redis store's restart invalidation signs the
     // whole fleet out): a second gateway on a port in use must stop here.
     // A binary upgrade receives the old process's sockets instead.
-    let (proxy_sockets, admin_sockets) = if flags.upgrade {
-        (Bound::default(), Bound::default())
+    let (proxy_sockets, admin_sockets, tls_sockets) = if flags.upgrade {
+        (Bound::default(), Bound::default(), Bound::default())
     } else {
         let wanted = |key| move |addr| Wanted { addr, key };
         (
@@ -192,6 +234,13 @@ pub fn serve(
                 &admin_listen
                     .map(wanted("server.admin_listen"))
                     .into_iter()
+                    .collect::<Vec<_>>(),
+            )?,
+            bind_all(
+                &tls_listen
+                    .iter()
+                    .copied()
+                    .map(wanted("server.tls.listen"))
                     .collect::<Vec<_>>(),
             )?,
         )
@@ -244,8 +293,13 @@ pub fn serve(
                 (Arc::new(store), None, true)
             }
         };
+    let edge = match &snapshot.settings.server.tls {
+        Some(tls) => Some(Arc::new(crate::tls::Edge::new(tls)?)),
+        None => None,
+    };
     let mut shared = Shared::new(snapshot, Arc::clone(&store), clock, secret)?;
     shared.sessions_restored = restored;
+    shared.tls = edge.clone();
     let shared = Arc::new(shared);
 
     let conf = ServerConf {
@@ -277,6 +331,10 @@ pub fn serve(
         proxy.add_tcp(&addr.to_string());
     }
     let mut started = vec![server.add_service(OnBound::new(proxy, proxy_sockets))];
+    if let Some(edge) = &edge {
+        let tls = tls_service(&server, &shared, edge, &tls_listen);
+        started.push(server.add_service(OnBound::new(tls, tls_sockets)));
+    }
     if let Some(addr) = admin_listen {
         let mut admin = Service::new(
             "admin".to_string(),
@@ -306,6 +364,10 @@ pub fn serve(
         },
     ));
     server.add_service(background_service(
+        "upstream health checks",
+        HealthChecker::new(Arc::clone(&shared)),
+    ));
+    server.add_service(background_service(
         "scheduled invalidation",
         ScheduleWatch {
             shared: Arc::clone(&shared),
@@ -313,12 +375,24 @@ pub fn serve(
     ));
     started.extend(extra(&mut server, shared)?);
     let listening = format!(
-        "gatehouse listening on {}{}",
+        "gatehouse listening on {}{}{}",
         listen
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", "),
+        if tls_listen.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; TLS on {}",
+                tls_listen
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
         admin_listen.map_or_else(String::new, |a| format!("; admin on {a}"))
     );
     server

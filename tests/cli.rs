@@ -22,7 +22,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 fn a_valid_config_passes() {
     let (code, out, err) = check(&base());
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("OK (3 routes, 4 users)"), "{out}");
+    assert!(out.contains("OK (3 routes, 4 users, "), "{out}");
 }
 
 /// The table an operator reads to see what is public, in the order a

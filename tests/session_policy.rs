@@ -167,7 +167,7 @@ async fn ask_lets_the_user_pick_which_device_to_sign_out() {
         "{}",
         ask.body
     );
-    assert!(ask.body.contains("Safari on iOS"), "{}", ask.body);
+    assert!(ask.body.contains("Safari 17 on iOS"), "{}", ask.body);
     assert!(ask.body.contains("127.0.0.1"));
     assert!(
         c.session_cookie().is_none(),

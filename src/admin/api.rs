@@ -148,6 +148,9 @@ pub async fn handle(
             if let Some(sql) = &shared.sql_users {
                 sql.render_metrics(&mut body);
             }
+            shared
+                .upstream_health
+                .render_metrics(&mut body, &shared.snapshot.load().settings.routes);
             let mut a = text(200, &body);
             a.content_type = "text/plain; version=0.0.4; charset=utf-8";
             return a;

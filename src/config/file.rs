@@ -44,6 +44,7 @@ pub struct ServerSection {
     pub grace_period: Option<String>,
     pub upgrade_sock: Option<String>,
     pub pid_file: Option<String>,
+    pub tls: Option<super::tls::TlsSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +72,14 @@ pub struct RouteSection {
     pub upstream: Option<Upstreams>,
     pub access: Access,
     pub groups: Option<Vec<String>>,
+    // How the gateway reaches the upstream (validated in `upstream.rs`).
+    pub upstream_tls: Option<bool>,
+    pub upstream_ca: Option<String>,
+    pub upstream_sni: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+    pub health_path: Option<String>,
+    pub health_interval: Option<String>,
 }
 
 /// `upstream = "127.0.0.1:8000"` or `upstream = ["10.0.0.1:80", "10.0.0.2:80"]`.
@@ -165,4 +174,12 @@ pub struct LoginSection {
 pub struct UiSection {
     pub title: Option<String>,
     pub password_url: Option<String>,
+    pub templates_dir: Option<String>,
+    pub language: Option<String>,
+    pub logo: Option<String>,
+    pub logo_url: Option<String>,
+    pub accent_color: Option<String>,
+    pub focus_color_dark: Option<String>,
+    pub idle_warning: Option<String>,
+    pub inject_session_script: Option<bool>,
 }

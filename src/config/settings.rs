@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::file::Access;
+pub use super::upstream::{HealthCheck, UpstreamCa, UpstreamOptions, UpstreamTls};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -53,6 +54,19 @@ pub struct ServerSettings {
     pub upgrade_sock: PathBuf,
     /// Written when running as a daemon (`run -d`).
     pub pid_file: PathBuf,
+    /// `[server.tls]`: TLS listeners; with them, plain listeners send
+    /// browsers to https.
+    pub tls: Option<TlsSettings>,
+}
+
+/// `[server.tls]`, certificates loaded and checked.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub listen: Vec<SocketAddr>,
+    /// Offered by SNI; the first is the default.
+    pub certs: std::sync::Arc<crate::tls::certs::CertSet>,
+    /// `Strict-Transport-Security: max-age` on answers over TLS.
+    pub hsts: Option<Duration>,
 }
 
 /// What a slow or oversized client may hold: a request head must arrive
@@ -86,6 +100,8 @@ pub struct Route {
     pub access: Access,
     /// Any of these groups may pass; empty means any signed-in user.
     pub groups: Vec<String>,
+    /// How `upstreams` are reached and checked.
+    pub upstream_options: UpstreamOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +207,13 @@ pub struct UiSettings {
     /// The app's own password page, linked instead of the gateway's when
     /// the app owns the passwords (`[users.sql]`).
     pub password_url: Option<String>,
+    /// The pages: templates (built-in or from `ui.templates_dir`), the
+    /// message catalog, stylesheet and logo, checked at load.
+    pub pages: crate::ui::Ui,
+    /// session.js warns this long before the idle timeout (zero: never).
+    pub idle_warning: Duration,
+    /// Insert the session.js tag into the HTML answers of login routes.
+    pub inject_session_script: bool,
 }
 
 impl SessionSettings {

@@ -91,7 +91,7 @@ pub(crate) fn relative_to(config: &Path, value: &str) -> PathBuf {
 fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
     let root = KeyPath::root();
     let server = validate_server(path, model.server, &root.key("server"), sink);
-    let routes = validate_routes(model.routes, sink);
+    let routes = validate_routes(path, model.routes, sink);
     let redis = model.session.store.as_deref() == Some("redis");
     let session = validate_session(model.session, &root.key("session"), sink);
     if redis && server.secret_file.is_none() {
@@ -167,6 +167,7 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
 
     let (users_file, users_sql) =
         super::users::validate_users(path, model.users, &root.key("users"), sink);
+    let pages = super::ui::validate_pages(path, &model.ui, &root.key("ui"), sink);
     let password_url = model.ui.password_url;
     if password_url.as_deref().is_some_and(|u| {
         !(u.starts_with("https://")
@@ -198,8 +199,16 @@ fn validate(path: &Path, model: FileConfig, sink: &mut ErrorSink) -> Settings {
             failure_delay,
         },
         ui: UiSettings {
+            pages,
             title: model.ui.title.unwrap_or_else(|| "Sign in".into()),
             password_url,
+            idle_warning: duration_or_off(
+                sink,
+                &root.key("ui").key("idle_warning"),
+                model.ui.idle_warning,
+                120,
+            ),
+            inject_session_script: model.ui.inject_session_script.unwrap_or(false),
         },
     }
 }
@@ -357,6 +366,12 @@ fn validate_server(
         Some(p) => relative_to(path, p),
         None => per_config_path(path, "pid"),
     };
+    let taken: Vec<_> = (listen.iter().map(|a| (*a, "server.listen")))
+        .chain(admin_listen.map(|a| (a, "server.admin_listen")))
+        .collect();
+    let tls = s
+        .tls
+        .and_then(|t| super::tls::validate_tls(path, t, &taken, &key.key("tls"), sink));
 
     ServerSettings {
         listen,
@@ -374,6 +389,7 @@ fn validate_server(
         grace_period,
         upgrade_sock,
         pid_file,
+        tls,
     }
 }
 
@@ -453,7 +469,7 @@ fn validate_client_limits(
     }
 }
 
-fn validate_routes(raw: Vec<RouteSection>, sink: &mut ErrorSink) -> Vec<Route> {
+fn validate_routes(path: &Path, raw: Vec<RouteSection>, sink: &mut ErrorSink) -> Vec<Route> {
     let key = KeyPath::root().key("route");
     if raw.is_empty() {
         sink.push(&key, "expected at least one [[route]]");
@@ -461,7 +477,7 @@ fn validate_routes(raw: Vec<RouteSection>, sink: &mut ErrorSink) -> Vec<Route> {
     let mut routes: Vec<Route> = raw
         .into_iter()
         .enumerate()
-        .map(|(i, r)| validate_route(r, &key.index(i), sink))
+        .map(|(i, r)| validate_route(path, r, &key.index(i), sink))
         .collect();
     // Two routes for the same host and prefix: which one wins would depend
     // on their order in the file, which no longer decides anything.
@@ -486,8 +502,8 @@ fn validate_routes(raw: Vec<RouteSection>, sink: &mut ErrorSink) -> Vec<Route> {
     routes
 }
 
-fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route {
-    let host = r.host.map(|h| {
+fn validate_route(path: &Path, r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route {
+    let host = r.host.as_ref().map(|h| {
         let lower = h.to_ascii_lowercase();
         let ok = !lower.is_empty()
             && lower
@@ -502,7 +518,7 @@ fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route
         lower
     });
 
-    let raw_prefix = r.path_prefix.unwrap_or_else(|| "/".into());
+    let raw_prefix = r.path_prefix.clone().unwrap_or_else(|| "/".into());
     let path_prefix = match normalize_path(&raw_prefix) {
         Ok(p) if raw_prefix.starts_with('/') => p,
         _ => {
@@ -514,9 +530,9 @@ fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route
         }
     };
 
-    let addresses = match r.upstream {
+    let addresses = match &r.upstream {
         None => vec![],
-        Some(Upstreams::One(a)) => vec![a],
+        Some(Upstreams::One(a)) => vec![a.clone()],
         Some(Upstreams::Many(list)) => {
             if list.is_empty() {
                 sink.push(
@@ -524,9 +540,10 @@ fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route
                     "expected at least one address (leave `upstream` out for a route that only a proxy in front checks with forward auth)",
                 );
             }
-            list
+            list.clone()
         }
     };
+    let upstream_options = super::upstream::validate(path, &r, &addresses, key, sink);
     let mut upstreams = Vec::new();
     for (i, a) in addresses.iter().enumerate() {
         let resolved = a.to_socket_addrs().ok().and_then(|mut it| it.next());
@@ -565,6 +582,7 @@ fn validate_route(r: RouteSection, key: &KeyPath, sink: &mut ErrorSink) -> Route
         upstreams,
         access: r.access,
         groups,
+        upstream_options,
     }
 }
 

@@ -66,6 +66,12 @@ async fn decide(
         Ok(t) => t,
         Err(e) => return Ok(Some(bad_request(ctx, e.0))),
     };
+    if let Some(reply) =
+        super::https::plain_to_https(shared, snap, session, &host, &target.path, ctx)
+    {
+        ctx.target = Some(target);
+        return Ok(Some(reply));
+    }
 
     // 2. the gateway's own pages
     let prefix = snap.settings.server.prefix.as_str();
@@ -153,6 +159,7 @@ async fn decide(
         // to a logout view that wants a POST signs nobody out.
         ctx.logout_on_success = Some(authed.key);
     }
+    ctx.websocket = super::websocket::watched(route, session.req_header(), &authed);
     ctx.identity = Some(authed.user);
     Ok(None)
 }

@@ -101,6 +101,20 @@ pub async fn authenticate(
     let Some(key) = cookie.key else {
         return Ok(Auth::Unknown);
     };
+    check(shared, snap, key, cookie.issued, touch).await
+}
+
+/// The policy's verdict on the session `key` names, as for a request
+/// carrying its cookie (`issued`: when the cookie says it was issued):
+/// ends it if the policy says so, touches it when due and `touch`. Also
+/// asked again and again for a session an open WebSocket depends on.
+pub async fn check(
+    shared: &Shared,
+    snap: &Snapshot,
+    key: SessionKey,
+    issued: Option<Timestamp>,
+    touch: bool,
+) -> Result<Auth, Unanswered> {
     let now = shared.clock.now();
     // One read (one round trip to a remote store on a cache miss), which
     // may touch the record too when a touch is due by the shortest
@@ -116,7 +130,7 @@ pub async fn authenticate(
         touched,
     } = shared.store.lookup(&key, ahead).await?;
     let Some(mut record) = record else {
-        return Ok(unknown(shared, snap, global, cookie.issued, now));
+        return Ok(unknown(shared, snap, global, issued, now));
     };
     let user = shared
         .users(snap)
@@ -128,7 +142,7 @@ pub async fn authenticate(
     // before ending a session on its word, read the record itself.
     if verdict.is_err() && record.ended.is_none() {
         let Some(fresh) = shared.store.get_fresh(&key).await? else {
-            return Ok(unknown(shared, snap, global, cookie.issued, now));
+            return Ok(unknown(shared, snap, global, issued, now));
         };
         record = fresh;
         verdict = judge(snap, &record, user.as_ref(), global, now);

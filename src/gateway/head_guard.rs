@@ -21,6 +21,13 @@
 //!
 //! A client cut off mid-head is sent `408` (or `431` when too large) when
 //! the socket takes it at once, then closed. Never logs request bytes.
+//!
+//! On a TLS listener the handshake happens here too, before the stream is
+//! wrapped, and counts against the first head's deadline (`tls::handshake`).
+//! An HTTP/2 connection's guard covers the handshake and the connection
+//! preface; after that its requests arrive as frames that Pingora's HTTP/2
+//! server bounds itself (header list size, streams per connection, idle
+//! timeout), set from the same limits in `server.rs`.
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
@@ -48,6 +55,8 @@ use crate::metrics::{CutOff, METRICS};
 
 const TIMED_OUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+/// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, what every HTTP/2 client sends first.
+const H2_PREFACE_LEN: usize = 24;
 const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
 /// How far the head of the current request has come.
@@ -71,12 +80,24 @@ pub struct GuardedStream {
     head: HeadProgress,
     /// A limit was broken: counted and answered once.
     refused: bool,
+    /// HTTP/2: the guard ends once this many bytes (the preface) arrived.
+    guard_ends_after: Option<usize>,
 }
 
 impl GuardedStream {
     /// Wraps a connection just accepted: its first head is timed from now.
     pub fn new(inner: Stream, limits: ClientLimits) -> Self {
-        let deadline = Box::pin(tokio::time::sleep(limits.request_header_timeout));
+        Self::accepted_at(inner, limits, Instant::now())
+    }
+
+    /// Wraps a connection accepted at `accepted` (before its TLS
+    /// handshake): its first head is timed from then.
+    pub fn accepted_at(inner: Stream, limits: ClientLimits, accepted: Instant) -> Self {
+        let deadline = Box::pin(tokio::time::sleep_until(
+            accepted + limits.request_header_timeout,
+        ));
+        let guard_ends_after =
+            matches!(inner.selected_alpn_proto(), Some(ALPN::H2)).then_some(H2_PREFACE_LEN);
         GuardedStream {
             inner,
             limits,
@@ -88,6 +109,7 @@ impl GuardedStream {
                 deadline: Some(deadline),
             },
             refused: false,
+            guard_ends_after,
         }
     }
 
@@ -128,7 +150,8 @@ impl GuardedStream {
         if !self.refused {
             self.refused = true;
             METRICS.cut_off(limit);
-            if self.head.bytes > 0 {
+            // An HTTP/2 client would read an HTTP/1.1 answer as garbage.
+            if self.head.bytes > 0 && self.guard_ends_after.is_none() {
                 let _ = Pin::new(&mut self.inner).poll_write(cx, answer);
             }
         }
@@ -173,6 +196,9 @@ impl AsyncRead for GuardedStream {
             if this.head.bytes > max {
                 let why = format!("request head larger than {max} bytes");
                 return Poll::Ready(Err(this.refuse(cx, CutOff::HeadTooLarge, why)));
+            }
+            if this.guard_ends_after.is_some_and(|n| this.head.bytes >= n) {
+                this.head_done();
             }
         }
         read
@@ -306,6 +332,8 @@ pub fn head_received(session: &ServerSession) {
 pub struct Guarded<A> {
     inner: Arc<EachRequest<A>>,
     shared: Arc<Shared>,
+    /// On a TLS listener: the handshake, done inside the guard's deadline.
+    tls: Option<Arc<crate::tls::handshake::TlsHandshake>>,
 }
 
 impl<A> Guarded<A> {
@@ -314,7 +342,14 @@ impl<A> Guarded<A> {
         Guarded {
             inner: Arc::new(EachRequest(Arc::new(app))),
             shared,
+            tls: None,
         }
+    }
+
+    /// Serves TLS: each connection's handshake first.
+    pub fn with_tls(mut self, tls: Arc<crate::tls::handshake::TlsHandshake>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -326,7 +361,15 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let limits = self.shared.snapshot.load().settings.server.client_limits;
-        let stream: Stream = Box::new(GuardedStream::new(stream, limits));
+        let accepted = Instant::now();
+        let stream = match &self.tls {
+            Some(tls) => {
+                let deadline = accepted + limits.request_header_timeout;
+                tls.accept(stream, deadline).await?
+            }
+            None => stream,
+        };
+        let stream: Stream = Box::new(GuardedStream::accepted_at(stream, limits, accepted));
         self.inner.process_new(stream, shutdown).await
     }
 

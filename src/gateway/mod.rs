@@ -8,6 +8,8 @@ pub mod authenticate;
 pub mod device_label;
 pub mod forward_auth;
 pub mod head_guard;
+pub mod health_check;
+pub mod https;
 pub mod normalize;
 pub mod page_load;
 pub mod pages;
@@ -19,6 +21,7 @@ pub mod request;
 pub mod respond;
 pub mod route_access;
 pub mod routing;
+pub mod script_injection;
 pub mod sign_in;
 pub mod signing;
 pub mod state;
@@ -26,7 +29,9 @@ pub mod store_refusal;
 pub mod throttle;
 pub mod upstream_error;
 pub mod upstream_health;
+pub mod upstream_peer;
 pub mod upstream_request;
+pub mod websocket;
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -75,6 +80,12 @@ pub struct RequestCtx {
     /// What the phases need from the request, read once at the start of
     /// `request_filter` (`request.rs`).
     pub request: request::Request,
+    /// The route's upstreams this request has tried (bit i = upstream i).
+    pub upstreams_tried: u64,
+    /// A login route's upgrade: relayed, and closed when its session ends.
+    pub websocket: Option<websocket::Watched>,
+    /// Puts the session.js tag into this HTML answer (`ui.inject_session_script`).
+    pub inject: Option<script_injection::TagInserter>,
 }
 
 /// How a request ended, for the requests metric.
@@ -129,6 +140,9 @@ impl ProxyHttp for Gateway {
             upstream_ms: None,
             upstream: None,
             request: request::Request::default(),
+            upstreams_tried: 0,
+            websocket: None,
+            inject: None,
         }
     }
 
@@ -158,17 +172,25 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let route = ctx.route.and_then(|i| ctx.snapshot.settings.routes.get(i));
-        let upstreams = route.map(|r| r.upstreams.as_slice()).unwrap_or_default();
-        if upstreams.is_empty() {
-            return Err(pingora::Error::explain(
-                pingora::ErrorType::InternalError,
-                "no upstream for request",
-            ));
+        let peer = upstream_peer::select(&self.shared, ctx)?;
+        // A login route's upgrade goes to the relay, which connects to the
+        // chosen upstream and closes the socket when the session ends.
+        if let Some(addr) = ctx.upstream {
+            if let Some(relay) = websocket::divert(&self.shared, ctx, addr).await? {
+                return Ok(relay);
+            }
         }
-        let addr = upstreams[self.shared.next_upstream() % upstreams.len()];
-        ctx.upstream = Some(addr);
-        Ok(Box::new(HttpPeer::new(addr, false, String::new())))
+        Ok(peer)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<pingora::Error>,
+    ) -> Box<pingora::Error> {
+        upstream_peer::connect_failed(&self.shared, ctx, e)
     }
 
     async fn upstream_request_filter(
@@ -178,12 +200,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         ctx.upstream_sent = Some(Instant::now());
-        upstream_request::rewrite(session, upstream_request, ctx, self.shared.clock.now())
+        upstream_request::rewrite(session, upstream_request, ctx, self.shared.clock.now())?;
+        websocket::label(upstream_request, ctx)
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
@@ -193,7 +216,22 @@ impl ProxyHttp for Gateway {
         if let Some(addr) = ctx.upstream {
             self.shared.upstream_health.answered(addr);
         }
-        app_response::finish(&self.shared, response, ctx).await
+        app_response::finish(&self.shared, response, ctx).await?;
+        ctx.inject = script_injection::begin(session.req_header(), response, ctx)?;
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<std::time::Duration>> {
+        if let Some(inserter) = ctx.inject.as_mut() {
+            inserter.filter(body, end_of_stream);
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(

@@ -10,6 +10,7 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         || a.routes.iter().zip(&b.routes).any(|(x, y)| {
             (&x.host, &x.path_prefix, &x.upstreams, x.access, &x.groups)
                 != (&y.host, &y.path_prefix, &y.upstreams, y.access, &y.groups)
+                || x.upstream_options != y.upstream_options
         })
     {
         out.push(format!("routes ({} → {})", a.routes.len(), b.routes.len()));
@@ -31,6 +32,9 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
             sb.max_devices,
             sb.on_device_limit.as_str()
         ));
+    }
+    if a.ui.pages.fingerprint != b.ui.pages.fingerprint {
+        out.push("ui pages (templates, messages, colours or logo)".into());
     }
     if sa.groups != sb.groups {
         out.push("session.groups".into());
@@ -91,6 +95,7 @@ pub fn describe_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     if a.server.client_limits != b.server.client_limits {
         out.push("server.request_header_timeout/max_request_header_bytes/form_body_timeout".into());
     }
+    crate::tls::describe_changes(a.server.tls.as_ref(), b.server.tls.as_ref(), &mut out);
     let (ua, ub) = (&old.users, &new.users);
     let added = ub.iter().filter(|u| ua.get(&u.username).is_none()).count();
     let removed = ua.iter().filter(|u| ub.get(&u.username).is_none()).count();
@@ -146,6 +151,10 @@ pub fn needs_restart(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
     if a.login.max_concurrent_hashes != b.login.max_concurrent_hashes {
         out.push("login.max_concurrent_hashes");
     }
+    out.extend(crate::tls::needs_restart(
+        a.server.tls.as_ref(),
+        b.server.tls.as_ref(),
+    ));
     out
 }
 /// `section.key (old → new)` for each duration key whose value changed.

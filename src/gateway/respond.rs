@@ -55,9 +55,13 @@ impl Reply {
         }
     }
 
-    pub fn asset(content_type: &str, body: &'static str) -> Self {
-        Self::new(200, content_type, Bytes::from_static(body.as_bytes()))
-            .header("Cache-Control", "public, max-age=3600")
+    /// JavaScript built per request (the session script).
+    pub fn script(body: String) -> Self {
+        Self::new(200, "text/javascript; charset=utf-8", body)
+    }
+
+    pub fn asset(content_type: &str, body: impl Into<Bytes>) -> Self {
+        Self::new(200, content_type, body.into()).header("Cache-Control", "public, max-age=3600")
     }
 
     /// 303 See Other: after a POST the browser follows with a GET.

@@ -46,7 +46,13 @@ pub fn describe(routes: &[Route]) -> String {
     let rows: Vec<[String; 5]> = routes
         .iter()
         .map(|r| {
-            let upstreams: Vec<String> = r.upstreams.iter().map(ToString::to_string).collect();
+            let scheme = if r.upstream_options.tls.is_some() {
+                "https://"
+            } else {
+                ""
+            };
+            let upstreams: Vec<String> =
+                r.upstreams.iter().map(|a| format!("{scheme}{a}")).collect();
             [
                 r.host.clone().unwrap_or_else(|| "*".into()),
                 r.path_prefix.clone(),
@@ -103,6 +109,7 @@ mod tests {
             upstreams: vec![],
             access,
             groups: vec![],
+            upstream_options: Default::default(),
         }
     }
 
@@ -192,6 +199,25 @@ mod tests {
         assert!(lines[2].ends_with("  (forward auth only)"), "{table}");
         let cells: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(cells[..4], ["*", "/", "public", "-"]);
+    }
+
+    #[test]
+    fn the_table_says_which_upstreams_are_reached_over_tls() {
+        let mut r = route(None, "/", Access::Login);
+        r.upstreams = vec!["127.0.0.1:8443".parse().unwrap()];
+        r.upstream_options.tls = Some(crate::config::UpstreamTls {
+            sni: None,
+            ca: None,
+        });
+        let table = describe(&[r]);
+        assert!(
+            table
+                .lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("  https://127.0.0.1:8443"),
+            "{table}"
+        );
     }
 
     fn arb_routes() -> impl Strategy<Value = Vec<Route>> {

@@ -36,6 +36,8 @@ pub struct Snapshot {
     /// touch a record while reading it if a touch is due by these
     /// (`SessionStore::lookup`), never later than the user's own.
     pub shortest: crate::session::SessionPolicy,
+    /// How to connect to each route's upstreams.
+    pub peers: super::upstream_peer::RoutePeers,
 }
 
 impl Snapshot {
@@ -75,6 +77,7 @@ impl Snapshot {
                 .fold(s.absolute_timeout, Ord::min),
         };
         Snapshot {
+            peers: super::upstream_peer::RoutePeers::new(&settings.routes),
             settings,
             users,
             limits,
@@ -131,6 +134,10 @@ pub struct Shared {
     pub refusal_delay: super::refusal_delay::RefusalDelay,
     /// Upstreams that cannot be reached now, each logged as one outage.
     pub upstream_health: super::upstream_health::UpstreamHealth,
+    /// The TLS listeners, when `[server.tls]` started some.
+    pub tls: Option<Arc<crate::tls::Edge>>,
+    /// The relay behind login routes' WebSockets, and its tickets.
+    pub websockets: super::websocket::Relay,
     next_upstream: AtomicUsize,
 }
 
@@ -170,6 +177,8 @@ impl Shared {
             users_file_lock: tokio::sync::Mutex::new(()),
             refusal_delay: Default::default(),
             upstream_health: Default::default(),
+            tls: None,
+            websockets: Default::default(),
             next_upstream: AtomicUsize::new(0),
         })
     }

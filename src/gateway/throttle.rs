@@ -170,13 +170,10 @@ pub async fn verify_unbanned(
     }
 }
 
-/// What a banned user is told.
-pub fn ban_message(wait: Duration) -> String {
-    let minutes = wait.as_secs().div_ceil(60).max(1);
-    format!(
-        "Too many failed sign-ins for this account or address. Try again in {minutes} minute{}.",
-        if minutes == 1 { "" } else { "s" }
-    )
+/// The whole minutes a ban has left, at least one: what the page says
+/// (`login.banned` in the catalog).
+pub fn ban_minutes(wait: Duration) -> usize {
+    usize::try_from(wait.as_secs().div_ceil(60).max(1)).unwrap_or(usize::MAX)
 }
 
 /// `Retry-After` for a ban: whole seconds, at least one.

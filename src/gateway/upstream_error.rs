@@ -1,5 +1,5 @@
-//! fail_to_proxy: when the app is down or the request fails, a clear page
-//! (or JSON for scripts) instead of Pingora's bare error.
+//! fail_to_proxy: when the app is down (502), too slow (504) or the request
+//! fails, a clear page (or JSON for scripts) instead of Pingora's bare error.
 
 use pingora::proxy::{FailToProxy, Session};
 use pingora::{Error, ErrorSource, ErrorType};
@@ -13,6 +13,15 @@ pub fn status_for(e: &Error) -> u16 {
     match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
         _ => match e.esource() {
+            // `read_timeout`: connected, but the app did not answer in time.
+            ErrorSource::Upstream
+                if matches!(
+                    e.etype(),
+                    ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                ) =>
+            {
+                504
+            }
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match e.etype() {
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
@@ -39,6 +48,14 @@ pub async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> F
                 "The application is not responding",
                 "The sign-in gateway is working, but the application behind it did not answer. Please try again in a moment.",
             ),
+            504 => problem(
+                snap,
+                ctx.page_load,
+                504,
+                "upstream_timeout",
+                "The application is taking too long",
+                "The sign-in gateway is working, but the application behind it did not answer in time. Please try again in a moment.",
+            ),
             400 => problem(snap, ctx.page_load, 400, "bad_request", "Bad request", "The request could not be understood."),
             _ => problem(snap, ctx.page_load, code, "error", "Something went wrong", "The request could not be completed."),
         };
@@ -50,5 +67,23 @@ pub async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> F
     FailToProxy {
         error_code: code,
         can_reuse_downstream: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_upstream_is_504_and_an_unreachable_or_rude_one_502() {
+        assert_eq!(status_for(&Error::new_up(ErrorType::ReadTimedout)), 504);
+        assert_eq!(status_for(&Error::new_up(ErrorType::WriteTimedout)), 504);
+        assert_eq!(status_for(&Error::new_up(ErrorType::ConnectTimedout)), 502);
+        assert_eq!(status_for(&Error::new_up(ErrorType::ConnectRefused)), 502);
+        assert_eq!(status_for(&Error::new_up(ErrorType::ConnectionClosed)), 502);
+        assert_eq!(
+            status_for(&Error::new_up(ErrorType::TLSHandshakeFailure)),
+            502
+        );
     }
 }

@@ -3,6 +3,12 @@
 //! requests answered 502 when it answers again, instead of Pingora's error
 //! line for every request (suppressed for these errors only; every other
 //! proxy error is still logged by Pingora).
+//!
+//! The same outages are the health state routing reads (`is_up`): an
+//! upstream is down from a failed connection or health check until a
+//! request or a health check gets an answer from it. Never holds its lock
+//! across an await, and costs one atomic load per request while every
+//! upstream is up.
 
 use parking_lot::Mutex;
 use pingora::{Error, ErrorSource, ErrorType};
@@ -33,19 +39,68 @@ impl UpstreamHealth {
         if !unreachable(e) {
             return false;
         }
+        self.down(addr, Some(Refused::Request), &cause_of(e));
+        true
+    }
+
+    /// A connection to `addr` failed and the request went on to another
+    /// upstream: not a refused request, but the upstream is down.
+    pub fn connect_failed(&self, addr: SocketAddr, e: &Error) {
+        self.down(addr, None, &cause_of(e));
+    }
+
+    /// A health check of `addr` failed.
+    pub fn check_failed(&self, addr: SocketAddr, cause: &str) {
+        self.down(addr, None, &cause);
+    }
+
+    fn down(&self, addr: SocketAddr, refused: Option<Refused>, cause: &dyn std::fmt::Display) {
         let mut outages = self.outages.lock();
         let outage = outages
             .entry(addr)
             .or_insert_with(|| Arc::new(Outage::new(format!("upstream {addr}"), SETTLE)));
-        // "ConnectRefused: Connection refused (os error 111)", without
-        // Pingora's chain of contexts.
-        let cause = format!("{}: {}", e.etype().as_str(), e.root_cause());
-        outage.refused(Refused::Request, &cause);
+        match refused {
+            Some(what) => outage.refused(what, cause),
+            None => outage.failed(cause),
+        }
         self.any_down.store(true, Ordering::Release);
-        true
     }
 
-    /// `addr` answered a request.
+    /// Whether `addr` should be given requests: not known to be down.
+    pub fn is_up(&self, addr: SocketAddr) -> bool {
+        if !self.any_down.load(Ordering::Acquire) {
+            return true;
+        }
+        self.outages
+            .lock()
+            .get(&addr)
+            .is_none_or(|outage| !outage.is_down())
+    }
+
+    /// `gatehouse_upstream_up` for every upstream of `routes`.
+    pub fn render_metrics(&self, out: &mut String, routes: &[crate::config::Route]) {
+        use std::fmt::Write as _;
+        let mut addrs: Vec<SocketAddr> = routes
+            .iter()
+            .flat_map(|r| r.upstreams.iter().copied())
+            .collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        let _ = writeln!(
+            out,
+            "# HELP gatehouse_upstream_up Whether the gateway sends requests to an upstream (0 after a failed connection or health check, until it answers again).\n\
+             # TYPE gatehouse_upstream_up gauge"
+        );
+        for addr in addrs {
+            let _ = writeln!(
+                out,
+                "gatehouse_upstream_up{{upstream=\"{addr}\"}} {}",
+                u8::from(self.is_up(addr))
+            );
+        }
+    }
+
+    /// `addr` answered a request or a health check.
     pub fn answered(&self, addr: SocketAddr) {
         if !self.any_down.load(Ordering::Acquire) {
             return;
@@ -57,6 +112,12 @@ impl UpstreamHealth {
         let still = outages.values().any(|o| o.is_down());
         self.any_down.store(still, Ordering::Release);
     }
+}
+
+/// "ConnectRefused: Connection refused (os error 111)", without Pingora's
+/// chain of contexts.
+pub fn cause_of(e: &Error) -> String {
+    format!("{}: {}", e.etype().as_str(), e.root_cause())
 }
 
 /// Whether `e` means no connection to the upstream could be made (as

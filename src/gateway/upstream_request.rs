@@ -18,7 +18,7 @@ use crate::wire::forwarded::{chain_text, is_trusted, told};
 use crate::wire::identity_headers::must_strip;
 
 pub fn rewrite(
-    _session: &Session,
+    session: &Session,
     req: &mut RequestHeader,
     ctx: &RequestCtx,
     now: crate::clock::Timestamp,
@@ -47,7 +47,11 @@ pub fn rewrite(
 
     // Read what a trusted proxy may have told us before stripping it; a
     // header sent on several lines counts as one comma-separated list.
-    let scheme = "http";
+    let scheme = if super::https::over_tls(session) {
+        "https"
+    } else {
+        "http"
+    };
     let (proto, fwd_host) = told(
         is_trusted(request.peer_ip, &settings.server.trusted_proxies),
         joined(&req.headers, &X_FORWARDED_PROTO),

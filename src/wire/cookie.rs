@@ -15,11 +15,22 @@ pub const SESSION_SECURE: &str = "__Host-gatehouse";
 /// The login form's nonce cookie, likewise.
 pub const CSRF: &str = "gatehouse-csrf";
 pub const CSRF_SECURE: &str = "__Host-gatehouse-csrf";
+/// The name last signed in with on this browser, to fill in the login form
+/// after a session ends; likewise.
+pub const USER: &str = "gatehouse-user";
+pub const USER_SECURE: &str = "__Host-gatehouse-user";
 
 /// Every name the gateway's cookies can have, whatever `cookie_secure`
 /// says now: a browser may still hold one set before the setting changed,
 /// and none of them may ever reach the app.
-pub const GATEWAY_COOKIES: [&str; 4] = [SESSION, CSRF, SESSION_SECURE, CSRF_SECURE];
+pub const GATEWAY_COOKIES: [&str; 6] = [
+    SESSION,
+    CSRF,
+    USER,
+    SESSION_SECURE,
+    CSRF_SECURE,
+    USER_SECURE,
+];
 
 /// One `name=value` pair of a `Cookie` header: the whole pair as sent
 /// (trimmed), its name and its value (trimmed, one pair of quotes

@@ -1,13 +1,16 @@
 //! What RFC 9112 asks of a request's head before anything else reads it:
 //! an HTTP/1.1 request names exactly one `Host`, and a body is framed in a
-//! way the gateway can pass on faithfully. Pure.
+//! way the gateway can pass on faithfully. An HTTP/2 request names its host
+//! in `:authority` (the URI's authority); a `Host` beside it must agree
+//! (RFC 9113 §8.3.1). Pure.
 
 use http::{header, request::Parts, Version};
 
 /// Why a request's head is refused, and the status that says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// 400: HTTP/1.1 without `Host`, or more than one `Host` line.
+    /// 400: HTTP/1.1 without `Host`, more than one `Host` line, or an
+    /// HTTP/2 `Host` that differs from `:authority`.
     Host(&'static str),
     /// 501: a transfer coding other than plain `chunked`. Pingora would
     /// forward `gzip, chunked` as just `chunked`, handing the app a
@@ -47,6 +50,19 @@ pub fn check(req: &Parts) -> Result<(), Refusal> {
     }
     if hosts == 0 && req.version == Version::HTTP_11 {
         return Err(Refusal::Host("An HTTP/1.1 request needs a Host header."));
+    }
+    // Pingora's HTTP/2 server refuses these before any phase runs; the rule
+    // is kept here so routing never rests on a parser's choice.
+    if req.version == Version::HTTP_2 {
+        let host = req.headers.get(header::HOST).map(|h| h.as_bytes());
+        let authority = req.uri.authority().map(|a| a.as_str().as_bytes());
+        if let (Some(h), Some(a)) = (host, authority) {
+            if !h.eq_ignore_ascii_case(a) {
+                return Err(Refusal::Host(
+                    "The Host header and :authority name different hosts.",
+                ));
+            }
+        }
     }
     let mut codings = req
         .headers
@@ -89,6 +105,29 @@ mod tests {
             Err(400)
         );
         assert_eq!(check(&head(Version::HTTP_10, &[])), Ok(()));
+    }
+
+    #[test]
+    fn http_2_names_its_host_in_the_authority() {
+        let h2 = |uri: &str, hosts: &[&[u8]]| {
+            let mut b = http::Request::builder().uri(uri).version(Version::HTTP_2);
+            for h in hosts {
+                b = b.header("host", *h);
+            }
+            check(&b.body(()).unwrap().into_parts().0)
+        };
+        assert_eq!(h2("https://app.example/x", &[]), Ok(()));
+        assert_eq!(h2("https://app.example/x", &[b"App.Example"]), Ok(()));
+        assert_eq!(h2("/x", &[b"app.example"]), Ok(()));
+        assert_eq!(h2("/x", &[]), Ok(()));
+        assert_eq!(
+            h2("https://app.example/x", &[b"other.example"]).map_err(Refusal::status),
+            Err(400)
+        );
+        assert_eq!(
+            h2("https://app.example/x", &[b"app.example", b"app.example"]).map_err(Refusal::status),
+            Err(400)
+        );
     }
 
     #[test]

@@ -37,8 +37,10 @@ pub fn eq_folded(a: &str, b: &str) -> bool {
 /// proxy's values are merged before stripping); the URL and method
 /// overrides would let a request checked as one thing be served as
 /// another; the identity ones are what Grafana, oauth2-proxy and
-/// friends read. None of them ever passes.
-const GATEWAY_OWNED: [&str; 17] = [
+/// friends read. The relay ticket is the gateway's own
+/// (`gateway::websocket::handshake::TICKET_HEADER`). None of them ever
+/// passes.
+const GATEWAY_OWNED: [&str; 18] = [
     "x-forwarded",
     "forwarded",
     "x-real-ip",
@@ -56,6 +58,7 @@ const GATEWAY_OWNED: [&str; 17] = [
     "x-method-override",
     "x-auth-user",
     "x-user",
+    "x-gatehouse-relay",
 ];
 
 /// Every `X-Forwarded-*` header (`-For`, `-Proto`, `-Host`, `-Uri`,
@@ -223,6 +226,17 @@ mod tests {
     const SEPARATORS: [char; 15] = [
         '-', '_', '.', '~', '!', '#', '$', '%', '&', '\'', '*', '+', '^', '`', '|',
     ];
+
+    #[test]
+    fn the_relay_ticket_never_passes_in_any_spelling() {
+        let s = IdentitySettings::defaults();
+        for sep in SEPARATORS {
+            let name = format!("X{sep}Gatehouse{sep}Relay");
+            assert!(must_strip(&name, &s), "{name}");
+            assert!(must_strip(&name.to_lowercase(), &s), "{name}");
+        }
+        assert!(!must_strip("X-Gatehouse-Relayed", &s));
+    }
 
     #[test]
     fn every_spelling_of_an_identity_header_is_stripped() {

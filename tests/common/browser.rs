@@ -9,6 +9,7 @@ pub const HTML: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
 
 pub struct Response {
     pub status: u16,
+    pub version: reqwest::Version,
     pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
@@ -76,6 +77,15 @@ impl Browser {
         }
     }
 
+    /// A browser using `client` (one that trusts a test CA, say); it must
+    /// not follow redirects.
+    pub fn with_client(base: &str, client: reqwest::Client) -> Browser {
+        Browser {
+            client,
+            ..Browser::new(base)
+        }
+    }
+
     /// The same browser (its cookies and user agent) talking to another
     /// address: another gateway of a fleet.
     pub fn at(&self, base: &str) -> Browser {
@@ -102,6 +112,7 @@ impl Browser {
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
+        let version = resp.version();
         let headers = resp.headers().clone();
         let body = resp.text().await.unwrap();
         for sc in headers
@@ -121,6 +132,7 @@ impl Browser {
         }
         Response {
             status,
+            version,
             headers,
             body,
         }

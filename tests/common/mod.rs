@@ -6,11 +6,13 @@
 pub mod app_db;
 pub mod browser;
 pub mod front;
+pub mod html_app;
 pub mod load;
 pub mod php;
 pub mod redis;
 pub mod trickle;
 pub mod upstream;
+pub mod webdriver;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -142,7 +144,9 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
         for (name, contents) in files {
-            std::fs::write(dir.path().join(name), contents).unwrap();
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, contents).unwrap();
         }
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

@@ -2,108 +2,101 @@
 //! or all others) and `/session` (status JSON that never extends the
 //! session). Also renders device lists for the "ask" page.
 
+use minijinja::{context, Value};
 use pingora::proxy::Session;
 
 use super::form::read_form;
-use super::{forged, require_session, store_refused, Reply};
+use super::{forged, require_session, store_refused, Reply, View};
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::{end_counted, end_session, Authed};
-use crate::gateway::device_label::describe;
+use crate::gateway::device_label;
 use crate::gateway::request::Request;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::metrics::StoreOp;
 use crate::session::store::UserSessions;
 use crate::session::{EndReason, SessionKey};
-use crate::ui::{self, escape, Slot};
 
 const CSRF_PURPOSE: &str = "devices";
 
-pub enum ItemControl<'a> {
-    /// A radio button (the "ask" page).
-    Choose,
-    /// A "Sign out" button posting to `/devices/revoke` with this token.
-    Revoke {
-        csrf_token: &'a str,
-        prefix: &'a str,
-    },
+/// "Firefox 130 on Linux", in the page's language.
+fn device_name(view: &View, user_agent: &str) -> String {
+    if user_agent.trim().is_empty() {
+        return view.t("device.unknown");
+    }
+    let d = device_label::parse(user_agent);
+    let browser = match (d.browser, d.version) {
+        (Some(b), Some(v)) => format!("{b} {v}"),
+        (Some(b), None) => b.to_string(),
+        (None, _) => view.t("device.unknown_browser"),
+    };
+    let system = d
+        .system
+        .map_or_else(|| view.t("device.unknown_system"), str::to_string);
+    view.ta("device.on", &[("browser", &browser), ("system", &system)])
 }
 
-/// `<li>` items describing sessions, most recently used first.
-pub fn device_items(
+/// The sessions as template values, most recently used first: `id`,
+/// `name`, `address`, `signed_in`, `last_active`, `this` (the session
+/// of this browser), `last_used` (the most recently used one) and
+/// `suggested` (the least recently used: the one to sign out by default).
+pub fn device_list(
+    view: &View,
     now: Timestamp,
     sessions: &UserSessions,
     current: Option<SessionKey>,
-    control: ItemControl,
-) -> String {
-    let mut out = String::new();
-    for (n, (key, rec)) in sessions.iter().rev().enumerate() {
-        let this = current == Some(*key);
-        let ip = rec
-            .client_ip
-            .map_or_else(|| "unknown address".to_string(), |ip| ip.to_string());
-        let label = format!(
-            "{}{}<span class=\"meta\">{} · last active {} · signed in {}</span>",
-            escape(&describe(&rec.user_agent)),
-            if this {
-                " <span class=\"this-device\">(this device)</span>"
-            } else {
-                ""
-            },
-            escape(&ip),
-            ui::ago(now.since(rec.last_seen)),
-            ui::ago(now.since(rec.created_at)),
-        );
-        let hex = key.to_hex();
-        let item = match &control {
-            ItemControl::Choose => format!(
-                "<li><input type=\"radio\" name=\"device\" id=\"d{n}\" value=\"{hex}\"{}><label for=\"d{n}\">{label}</label></li>\n",
-                if n == sessions.len() - 1 { " checked" } else { "" }
-            ),
-            ItemControl::Revoke { .. } if this => format!("<li><label>{label}</label></li>\n"),
-            ItemControl::Revoke { csrf_token, prefix } => format!(
-                "<li><label>{label}</label><form method=\"post\" action=\"{}/devices/revoke\">\
-                 <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"device\" value=\"{hex}\">\
-                 <button type=\"submit\">Sign out</button></form></li>\n",
-                escape(prefix),
-                escape(csrf_token)
-            ),
-        };
-        out.push_str(&item);
-    }
-    out
+) -> Vec<Value> {
+    let count = sessions.len();
+    sessions
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(n, (key, rec))| {
+            let address = rec
+                .client_ip
+                .map_or_else(|| view.t("common.unknown_address"), |ip| ip.to_string());
+            context! {
+                id => key.to_hex(),
+                name => device_name(view, &rec.user_agent),
+                address => address,
+                signed_in => view.ago(now.since(rec.created_at)),
+                last_active => view.ago(now.since(rec.last_seen)),
+                this => current == Some(*key),
+                last_used => n == 0,
+                suggested => n + 1 == count,
+            }
+        })
+        .collect()
 }
 
-pub async fn show(shared: &Shared, snap: &Snapshot, req: &Request) -> Reply {
-    let authed = match require_session(shared, snap, req, "/devices").await {
+pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
+    let view = View::new(snap, session.req_header());
+    let authed = match require_session(shared, snap, session, req, "/devices").await {
         Ok(a) => a,
         Err(reply) => return reply,
     };
     let sessions = match shared.store.list_user(&authed.user.username).await {
         Ok(s) => s,
-        Err(e) => return store_refused(shared, snap, StoreOp::OwnPage, &e),
+        Err(e) => return store_refused(shared, &view, StoreOp::OwnPage, &e),
     };
     let token = shared.signer.token(CSRF_PURPOSE, &authed.key.0);
-    let prefix = &snap.settings.server.prefix;
-    let items = device_items(
-        shared.clock.now(),
-        &sessions,
-        Some(authed.key),
-        ItemControl::Revoke {
-            csrf_token: &token,
-            prefix,
+    let devices = device_list(&view, shared.clock.now(), &sessions, Some(authed.key));
+    let others = sessions.iter().filter(|(k, _)| *k != authed.key).count();
+    let password_url = match (&shared.sql_users, &snap.settings.ui.password_url) {
+        (None, _) => Some(format!("{}/password", view.prefix())),
+        (Some(_), url) => url.clone(),
+    };
+    let html = view.render(
+        "devices.html",
+        &view.t("devices.title"),
+        context! {
+            user => authed.user.username,
+            devices => devices,
+            others => others,
+            csrf_token => token,
+            password_url => password_url,
         },
     );
-    let content = ui::render(
-        ui::DEVICES,
-        &[
-            ("user", Slot::Text(&authed.user.username)),
-            ("devices", Slot::Html(&items)),
-            ("prefix", Slot::Text(prefix)),
-            ("csrf_token", Slot::Text(&token)),
-        ],
-    );
-    Reply::html(200, ui::page("Your devices", prefix, &content))
+    Reply::html(200, html)
 }
 
 /// POST `/devices/revoke` (one device) and `/devices/revoke-others`.
@@ -114,21 +107,26 @@ pub async fn revoke(
     req: &Request,
     others: bool,
 ) -> pingora::Result<Reply> {
-    let form = match read_form(snap, session).await? {
+    let view = View::new(snap, session.req_header());
+    let form = match read_form(&view, session).await? {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
     };
-    let authed = match require_session(shared, snap, req, "/devices").await {
+    let authed = match require_session(shared, snap, session, req, "/devices").await {
         Ok(a) => a,
         Err(reply) => return Ok(reply),
     };
     let token = form.get("csrf_token");
     if !shared.signer.verify(CSRF_PURPOSE, &authed.key.0, token) {
-        return Ok(forged(snap, "Not done", ""));
+        let back = vec![(
+            format!("{}/devices", view.prefix()),
+            view.t("common.your_devices"),
+        )];
+        return Ok(forged(&view, &view.t("error.not_done"), &back));
     }
     let sessions = match shared.store.list_user(&authed.user.username).await {
         Ok(s) => s,
-        Err(e) => return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e)),
+        Err(e) => return Ok(store_refused(shared, &view, StoreOp::OwnPage, &e)),
     };
     let wanted = SessionKey::from_hex(form.get("device"));
     let victims = sessions.iter().map(|(k, _)| *k).filter(|k| {
@@ -140,7 +138,7 @@ pub async fn revoke(
     });
     for victim in victims.collect::<Vec<_>>() {
         if let Err(e) = end_other(shared, &authed, victim).await {
-            return Ok(store_refused(shared, snap, StoreOp::OwnPage, &e));
+            return Ok(store_refused(shared, &view, StoreOp::OwnPage, &e));
         }
     }
     let to = if !others && wanted == Some(authed.key) {
@@ -178,26 +176,9 @@ async fn end_other(
 }
 
 /// GET `/session`: who is signed in and for how long; never a touch.
-pub async fn status(shared: &Shared, snap: &Snapshot, req: &Request) -> Reply {
-    let authed = match require_session(shared, snap, req, "/session").await {
-        Ok(a) => a,
-        Err(reply) => return reply,
-    };
-    let now = shared.clock.now();
-    let policy = snap.limits(&authed.user).policy;
-    let rec = &authed.record;
-    let left = |limit: std::time::Duration, since: Timestamp| {
-        limit.saturating_sub(now.since(since)).as_secs()
-    };
-    Reply::json(
-        200,
-        &serde_json::json!({
-            "user": authed.user.username,
-            "groups": authed.user.groups,
-            "created_at": rec.created_at.as_secs(),
-            "last_seen": rec.last_seen.as_secs(),
-            "idle_expires_in": left(policy.idle_timeout, rec.last_seen),
-            "absolute_expires_in": left(policy.absolute_timeout, rec.created_at),
-        }),
-    )
+pub async fn status(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
+    match require_session(shared, snap, session, req, "/session").await {
+        Ok(authed) => super::session_status::reply(shared, snap, &authed, authed.record.last_seen),
+        Err(reply) => reply,
+    }
 }

@@ -6,8 +6,7 @@ use bytes::BytesMut;
 use pingora::proxy::Session;
 use std::collections::HashMap;
 
-use super::{too_large, too_slow, Reply};
-use crate::gateway::state::Snapshot;
+use super::{too_large, too_slow, Reply, View};
 use crate::metrics::{CutOff, METRICS};
 
 /// The most the gateway reads of a form body.
@@ -24,7 +23,7 @@ impl Form {
 
 /// The form, or the answer to give when its body is too large.
 pub async fn read_form(
-    snap: &Snapshot,
+    view: &View<'_>,
     session: &mut Session,
 ) -> pingora::Result<Result<Form, Reply>> {
     let declared = session
@@ -35,20 +34,20 @@ pub async fn read_form(
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_FORM_BYTES) {
         session.set_keepalive(None);
-        return Ok(Err(too_large(snap)));
+        return Ok(Err(too_large(view)));
     }
-    let deadline = snap.settings.server.client_limits.form_body_timeout;
+    let deadline = view.snap.settings.server.client_limits.form_body_timeout;
     let body = match tokio::time::timeout(deadline, read_capped(session)).await {
         Ok(read) => read?,
         Err(_elapsed) => {
             METRICS.cut_off(CutOff::FormTimeout);
             session.set_keepalive(None);
-            return Ok(Err(too_slow(snap)));
+            return Ok(Err(too_slow(view)));
         }
     };
     let Some(body) = body else {
         session.set_keepalive(None);
-        return Ok(Err(too_large(snap)));
+        return Ok(Err(too_large(view)));
     };
     let mut fields = HashMap::new();
     for (k, v) in form_urlencoded::parse(&body) {

@@ -5,37 +5,34 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use minijinja::context;
 use pingora::proxy::Session;
 use ring::rand::SecureRandom;
 
 use std::sync::Arc;
 
 use super::form::read_form;
-use super::{busy, device_items, message_page, ItemControl, Reply};
+use super::remembered_user;
+use super::{busy, device_list, Reply, View};
 use crate::auth::{User, UserSource};
 use crate::config::OnDeviceLimit;
 use crate::gateway::authenticate::read_cookie;
 use crate::gateway::pending_login::{self, PendingLogin};
-use crate::gateway::redirect::safe_redirect;
+use crate::gateway::redirect::{login_url, safe_redirect};
 use crate::gateway::request::Request;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::store_refusal;
 use crate::gateway::throttle::{
-    ban_message, refuse_if_banned, retry_after, verify_unbanned, Checked,
+    ban_minutes, refuse_if_banned, retry_after, verify_unbanned, Checked,
 };
 use crate::metrics::{Login, StoreOp, METRICS};
 use crate::outage::Refused;
 use crate::session::store::{StoreError, UserSessions};
 use crate::session::{EndReason, SessionKey};
-use crate::ui::{self, Slot};
 use crate::wire::cookie;
 
 const CSRF_PURPOSE: &str = "login";
-const FAILED: &str = "Incorrect username or password.";
-const CHOICE_EXPIRED: &str = "That choice expired or was already used. Please sign in again.";
-const FORM_EXPIRED: &str =
-    "This sign-in form expired or did not come from this site. Please try again.";
 
 /// The login form's nonce: from its cookie, or a new one to set.
 struct Nonce {
@@ -81,58 +78,54 @@ fn nonce(shared: &Shared, snap: &Snapshot, req: &Request) -> Option<Nonce> {
     existing_nonce(snap, req).or_else(|| fresh_nonce(shared, snap))
 }
 
-fn unavailable(snap: &Snapshot) -> Reply {
+fn unavailable(view: &View) -> Reply {
     Reply::html(
         503,
-        message_page(
-            snap,
-            "Try again",
-            "Signing in is unavailable right now.",
-            "",
+        view.message_page(
+            &view.t("common.try_again"),
+            &view.t("login.unavailable"),
+            &[],
         ),
     )
 }
 
 /// The store failed: counted, covered by its outage lines, and answered
 /// with the "unavailable" page.
-fn store_unavailable(shared: &Shared, snap: &Snapshot, e: &StoreError) -> Reply {
+fn store_unavailable(shared: &Shared, view: &View, e: &StoreError) -> Reply {
     store_refusal::count(shared, StoreOp::Login, e);
-    unavailable(snap)
+    unavailable(view)
 }
 
-/// The login page; `notice` is (css class, sentence).
-fn login_page(
-    shared: &Shared,
-    snap: &Snapshot,
-    nonce: &Nonce,
-    rd: &str,
-    notice: Option<(&str, &str)>,
-    status: u16,
-) -> Reply {
-    let notice_html = notice.map_or_else(String::new, |(class, text)| {
-        format!(
-            "<p class=\"notice {}\" role=\"status\">{}</p>",
-            ui::escape(class),
-            ui::escape(text)
-        )
-    });
+/// What the login form shows besides its fields: where to go after, the
+/// name to fill in, and a notice (css class `info` or `error`, sentence).
+struct Form<'a> {
+    rd: &'a str,
+    username: &'a str,
+    notice: Option<(&'a str, String)>,
+}
+
+/// The login page.
+fn login_page(shared: &Shared, view: &View, nonce: &Nonce, form: Form, status: u16) -> Reply {
     let token = shared.signer.token(CSRF_PURPOSE, nonce.value.as_bytes());
-    let prefix = &snap.settings.server.prefix;
-    let title = &snap.settings.ui.title;
-    let content = ui::render(
-        ui::LOGIN,
-        &[
-            ("title", Slot::Text(title)),
-            ("notice", Slot::Html(&notice_html)),
-            ("prefix", Slot::Text(prefix)),
-            ("csrf_token", Slot::Text(&token)),
-            ("rd", Slot::Text(rd)),
-        ],
+    let notice = form
+        .notice
+        .map(|(kind, text)| context! { kind => kind, text => text });
+    let title = &view.snap.settings.ui.title;
+    let html = view.render(
+        "login.html",
+        title,
+        context! {
+            notice => notice,
+            csrf_token => token,
+            rd => form.rd,
+            username => form.username,
+        },
     );
-    nonce.attach(Reply::html(status, ui::page(title, prefix, &content)))
+    nonce.attach(Reply::html(status, html))
 }
 
 pub fn show(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
+    let view = View::new(snap, session.req_header());
     let query = session.req_header().uri.query().unwrap_or("");
     let mut rd = "/".to_string();
     let mut reason = None;
@@ -144,10 +137,16 @@ pub fn show(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) 
         }
     }
     let Some(nonce) = nonce(shared, snap, req) else {
-        return unavailable(snap);
+        return unavailable(&view);
     };
-    let notice = reason.map(|r| ("info", r.message()));
-    login_page(shared, snap, &nonce, &rd, notice, 200)
+    // After a session ended the user only retypes the password.
+    let username = remembered_user::recall(&snap.settings.session, req.cookies());
+    let form = Form {
+        rd: &rd,
+        username: username.as_deref().unwrap_or(""),
+        notice: reason.map(|r| ("info", view.t(&format!("reason.{}", r.as_str())))),
+    };
+    login_page(shared, &view, &nonce, form, 200)
 }
 
 /// A posted login form. Refusals are held for `login.failure_delay` by
@@ -158,13 +157,14 @@ pub async fn submit(
     session: &mut Session,
     req: &Request,
 ) -> pingora::Result<Reply> {
-    let form = match read_form(snap, session).await? {
+    let view = View::new(snap, session.req_header());
+    let form = match read_form(&view, session).await? {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
     };
     let field = |name: &str| form.get(name);
     let rd = safe_redirect(field("rd")).unwrap_or("/").to_string();
-    let nonce = match checked_nonce(shared, snap, req, field("csrf_token"), &rd) {
+    let nonce = match checked_nonce(shared, &view, req, field("csrf_token"), &rd) {
         Ok(n) => n,
         Err(reply) => return Ok(reply),
     };
@@ -185,7 +185,7 @@ pub async fn submit(
                     if let Some(sql) = &shared.sql_users {
                         sql.outage().refused(Refused::Login, &e.0);
                     }
-                    return Ok(unavailable(snap));
+                    return Ok(unavailable(&view));
                 }
             };
             let user = found.as_deref().filter(|u| !u.disabled);
@@ -200,24 +200,25 @@ pub async fn submit(
         Checked::Right => true,
         Checked::Wrong => false,
         Checked::Banned(wait) => {
-            let message = ban_message(wait);
-            return Ok(
-                login_page(shared, snap, &nonce, &rd, Some(("error", &message)), 429)
-                    .header("Retry-After", retry_after(wait)),
-            );
+            let form = Form {
+                rd: &rd,
+                username,
+                notice: Some(("error", view.tn("login.banned", ban_minutes(wait)))),
+            };
+            return Ok(login_page(shared, &view, &nonce, form, 429)
+                .header("Retry-After", retry_after(wait)));
         }
-        Checked::Busy => return Ok(busy(snap)),
-        Checked::Unavailable(e) => return Ok(store_unavailable(shared, snap, &e)),
+        Checked::Busy => return Ok(busy(&view)),
+        Checked::Unavailable(e) => return Ok(store_unavailable(shared, &view, &e)),
     };
     let Some(user) = user.filter(|_| right) else {
-        return Ok(login_page(
-            shared,
-            snap,
-            &nonce,
-            &rd,
-            Some(("error", FAILED)),
-            401,
-        ));
+        // The name stays in the box: only the password is typed again.
+        let form = Form {
+            rd: &rd,
+            username,
+            notice: Some(("error", view.t("login.failed"))),
+        };
+        return Ok(login_page(shared, &view, &nonce, form, 401));
     };
 
     // A new ID on every login; the session this browser had is ended.
@@ -227,13 +228,14 @@ pub async fn submit(
             tracing::debug!("could not end the previous session {old}: {e}");
         }
     }
-    finish(shared, snap, session, req, &nonce, user, &rd, None).await
+    finish(shared, &view, session, req, &nonce, user, &rd, None).await
 }
 
-/// Starts the session, or explains the device limit.
+/// Starts the session (and remembers the name for the next login form),
+/// or explains the device limit.
 async fn finish(
     shared: &Shared,
-    snap: &Snapshot,
+    view: &View<'_>,
     session: &Session,
     req: &Request,
     nonce: &Nonce,
@@ -241,9 +243,13 @@ async fn finish(
     rd: &str,
     end_first: Option<SessionKey>,
 ) -> pingora::Result<Reply> {
+    let snap = view.snap;
     let live = match sign_in(shared, snap, session, req, user, end_first).await {
-        Err(e) => return Ok(store_unavailable(shared, snap, &e)),
-        Ok(SignIn::Done { set_cookie, .. }) => return Ok(signed_in(rd, set_cookie)),
+        Err(e) => return Ok(store_unavailable(shared, view, &e)),
+        Ok(SignIn::Done { set_cookie, .. }) => {
+            let remember = remembered_user::remember(&snap.settings.session, &user.username);
+            return Ok(signed_in(rd, set_cookie).header("Set-Cookie", remember));
+        }
         Ok(SignIn::Full { live }) => live,
     };
     METRICS.login(Login::RefusedDeviceLimit);
@@ -256,27 +262,22 @@ async fn finish(
         "login stopped at the device limit"
     );
     if snap.settings.session.on_device_limit != OnDeviceLimit::Ask {
-        let n = live.len();
-        let message = format!(
-            "Your account is already signed in on {n} other device{}. Sign out on one of them first.",
-            if n == 1 { "" } else { "s" }
-        );
-        return Ok(login_page(
-            shared,
-            snap,
-            nonce,
+        let form = Form {
             rd,
-            Some(("error", &message)),
-            409,
-        ));
+            username: &user.username,
+            notice: Some(("error", view.tn("login.device_limit", live.len()))),
+        };
+        return Ok(login_page(shared, view, nonce, form, 409));
     }
-    Ok(ask_page(shared, snap, nonce, user, rd, &live))
+    Ok(ask_page(shared, view, nonce, user, rd, &live))
 }
 
-/// The "ask" page: the user's other devices and a signed pending login.
+/// The "ask" page: the user's other devices, told apart (browser and
+/// version, system, address, when signed in and last active, the one used
+/// last marked), and a signed pending login. Cancel keeps `rd`.
 fn ask_page(
     shared: &Shared,
-    snap: &Snapshot,
+    view: &View,
     nonce: &Nonce,
     user: &User,
     rd: &str,
@@ -285,7 +286,7 @@ fn ask_page(
     let now = shared.clock.now();
     let mut pending_nonce = [0u8; 16];
     if shared.rng.fill(&mut pending_nonce).is_err() {
-        return unavailable(snap);
+        return unavailable(view);
     }
     let pending = PendingLogin {
         user: user.username.clone(),
@@ -296,24 +297,18 @@ fn ask_page(
         rd: rd.to_string(),
     }
     .seal(&shared.signer);
-    let prefix = &snap.settings.server.prefix;
     let token = shared.signer.token(CSRF_PURPOSE, nonce.value.as_bytes());
-    let items = device_items(now, live, None, ItemControl::Choose);
-    let count = live.len().to_string();
-    let content = ui::render(
-        ui::CHOOSE_DEVICE,
-        &[
-            ("count", Slot::Text(&count)),
-            ("prefix", Slot::Text(prefix)),
-            ("csrf_token", Slot::Text(&token)),
-            ("pending", Slot::Text(&pending)),
-            ("devices", Slot::Html(&items)),
-        ],
+    let html = view.render(
+        "choose_device.html",
+        &view.t("ask.title"),
+        context! {
+            csrf_token => token,
+            pending => pending,
+            devices => device_list(view, now, live, None),
+            cancel_url => login_url(view.prefix(), Some(rd), None),
+        },
     );
-    nonce.attach(Reply::html(
-        200,
-        ui::page("Sign out another device?", prefix, &content),
-    ))
+    nonce.attach(Reply::html(200, html))
 }
 
 /// POST `/login/choose`: the device picked on the "ask" page is signed out
@@ -324,26 +319,26 @@ pub async fn choose(
     session: &mut Session,
     req: &Request,
 ) -> pingora::Result<Reply> {
-    let form = match read_form(snap, session).await? {
+    let view = View::new(snap, session.req_header());
+    let form = match read_form(&view, session).await? {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
     };
     let field = |name: &str| form.get(name);
-    let nonce = match checked_nonce(shared, snap, req, field("csrf_token"), "/") {
+    let nonce = match checked_nonce(shared, &view, req, field("csrf_token"), "/") {
         Ok(n) => n,
         Err(reply) => return Ok(reply),
     };
     let now = shared.clock.now();
+    let remembered = remembered_user::recall(&snap.settings.session, req.cookies());
     let refused = |why: &str| {
         tracing::info!(target: "gatehouse::audit", event = "login_refused", cause = why, "device choice refused");
-        login_page(
-            shared,
-            snap,
-            &nonce,
-            "/",
-            Some(("error", CHOICE_EXPIRED)),
-            403,
-        )
+        let form = Form {
+            rd: "/",
+            username: remembered.as_deref().unwrap_or(""),
+            notice: Some(("error", view.t("login.choice_expired"))),
+        };
+        login_page(shared, &view, &nonce, form, 403)
     };
     let Ok(pending) = PendingLogin::open(field("pending"), &shared.signer, now) else {
         return Ok(refused("pending_token"));
@@ -358,11 +353,11 @@ pub async fn choose(
     {
         Ok(true) => {}
         Ok(false) => return Ok(refused("pending_token_replayed")),
-        Err(e) => return Ok(store_unavailable(shared, snap, &e)),
+        Err(e) => return Ok(store_unavailable(shared, &view, &e)),
     }
     let found = match shared.users(snap).sign_in_lookup(&pending.user).await {
         Ok(found) => found,
-        Err(_) => return Ok(unavailable(snap)),
+        Err(_) => return Ok(unavailable(&view)),
     };
     let user = found
         .as_ref()
@@ -373,7 +368,7 @@ pub async fn choose(
     let victim = SessionKey::from_hex(field("device"));
     finish(
         shared,
-        snap,
+        &view,
         session,
         req,
         &nonce,
@@ -388,11 +383,12 @@ pub async fn choose(
 /// answer to give (a fresh form).
 fn checked_nonce(
     shared: &Shared,
-    snap: &Snapshot,
+    view: &View,
     req: &Request,
     token: &str,
     rd: &str,
 ) -> Result<Nonce, Reply> {
+    let snap = view.snap;
     let existing = existing_nonce(snap, req);
     let ok = existing.as_ref().is_some_and(|n| {
         shared
@@ -406,9 +402,14 @@ fn checked_nonce(
             tracing::info!(target: "gatehouse::audit", event = "login_refused", cause = "csrf", "login refused: bad CSRF token");
             Err(match fresh_nonce(shared, snap) {
                 Some(nonce) => {
-                    login_page(shared, snap, &nonce, rd, Some(("error", FORM_EXPIRED)), 403)
+                    let form = Form {
+                        rd,
+                        username: "",
+                        notice: Some(("error", view.t("login.form_expired"))),
+                    };
+                    login_page(shared, view, &nonce, form, 403)
                 }
-                None => unavailable(snap),
+                None => unavailable(view),
             })
         }
     }

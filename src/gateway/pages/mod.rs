@@ -6,8 +6,13 @@ mod form;
 mod login;
 mod logout;
 mod password;
+mod remembered_user;
+pub mod session_script;
+mod session_status;
+mod view;
 
-pub use devices::{device_items, ItemControl};
+pub use devices::device_list;
+pub use view::View;
 
 use pingora::proxy::Session;
 
@@ -19,7 +24,6 @@ use super::state::{Shared, Snapshot};
 use super::store_refusal::{self, Unanswered};
 use crate::metrics::StoreOp;
 use crate::session::EndReason;
-use crate::ui::{self, Slot};
 
 /// Answers a request under the prefix; `sub` is the path after it.
 pub async fn serve(
@@ -30,6 +34,7 @@ pub async fn serve(
     sub: &str,
 ) -> pingora::Result<Reply> {
     let method = session.req_header().method.clone();
+    let view = View::new(snap, session.req_header());
     // Forms that check a password answer refusals after the failure delay.
     let delay = snap.settings.login.failure_delay;
     let held = &shared.refusal_delay;
@@ -40,21 +45,30 @@ pub async fn serve(
                 .await?
         }
         ("POST", "/login/choose") => login::choose(shared, snap, session, req).await?,
-        ("GET" | "HEAD", "/logout") => logout::show(shared, snap, req).await,
+        ("GET" | "HEAD", "/logout") => logout::show(shared, snap, session, req).await,
         ("POST", "/logout") => logout::submit(shared, snap, session, req).await?,
-        ("GET" | "HEAD", "/session") => devices::status(shared, snap, req).await,
-        ("GET" | "HEAD", "/devices") => devices::show(shared, snap, req).await,
+        ("GET" | "HEAD", "/session") => devices::status(shared, snap, session, req).await,
+        ("GET" | "HEAD", "/session.js") => session_script::serve(snap, session.req_header()),
+        ("POST", "/session/extend") => session_status::extend(shared, snap, session, req).await,
+        ("GET" | "HEAD", "/devices") => devices::show(shared, snap, session, req).await,
         ("POST", "/devices/revoke") => devices::revoke(shared, snap, session, req, false).await?,
         ("POST", "/devices/revoke-others") => {
             devices::revoke(shared, snap, session, req, true).await?
         }
-        ("GET" | "HEAD", "/password") => password::show(shared, snap, req).await,
+        ("GET" | "HEAD", "/password") => password::show(shared, snap, session, req).await,
         ("POST", "/password") => {
             held.hold_refusals(delay, password::submit(shared, snap, session, req))
                 .await?
         }
-        ("GET" | "HEAD", "/assets/gatehouse.css") => {
-            Reply::asset("text/css; charset=utf-8", ui::STYLESHEET)
+        ("GET" | "HEAD", "/assets/gatehouse.css") => Reply::asset(
+            "text/css; charset=utf-8",
+            snap.settings.ui.pages.stylesheet.clone(),
+        ),
+        ("GET" | "HEAD", "/assets/logo") if snap.settings.ui.pages.logo.is_some() => {
+            match &snap.settings.ui.pages.logo {
+                Some(logo) => Reply::asset(logo.content_type, logo.bytes.clone()),
+                None => not_found(&view),
+            }
         }
         (
             _,
@@ -63,18 +77,27 @@ pub async fn serve(
             | "/password"
             | "/login/choose"
             | "/devices/revoke"
-            | "/devices/revoke-others",
+            | "/devices/revoke-others"
+            | "/session/extend",
         ) => Reply::html(
             405,
-            message_page(snap, "Method not allowed", "Use the form on this page.", ""),
+            view.message_page(&view.t("error.method_title"), &view.t("error.method"), &[]),
         )
         .header("Allow", "GET, HEAD, POST"),
-        _ => Reply::html(
-            404,
-            message_page(snap, "Not found", "There is no such page.", ""),
-        ),
+        _ => not_found(&view),
     };
     Ok(reply)
+}
+
+fn not_found(view: &View) -> Reply {
+    Reply::html(
+        404,
+        view.message_page(
+            &view.t("error.not_found_title"),
+            &view.t("error.not_found"),
+            &[],
+        ),
+    )
 }
 
 /// The signed-in user of an own page, without extending the session; or
@@ -82,12 +105,16 @@ pub async fn serve(
 pub async fn require_session(
     shared: &Shared,
     snap: &Snapshot,
+    session: &Session,
     req: &Request,
     back_to: &str,
 ) -> Result<Authed, Reply> {
     let auth = authenticate(shared, snap, req.cookies(), false)
         .await
-        .map_err(|e| store_refused(shared, snap, StoreOp::OwnPage, &e))?;
+        .map_err(|e| {
+            let view = View::new(snap, session.req_header());
+            store_refused(shared, &view, StoreOp::OwnPage, &e)
+        })?;
     match auth {
         Auth::Valid(a) => Ok(a),
         other => {
@@ -133,91 +160,68 @@ pub fn login_required(snap: &Snapshot, page_load: bool, rd: &str, auth: &Auth) -
     }
 }
 
-/// A plain page with a heading, a sentence and an optional action.
-pub fn message_page(snap: &Snapshot, heading: &str, message: &str, action_html: &str) -> String {
-    let content = ui::render(
-        ui::MESSAGE,
-        &[
-            ("heading", Slot::Text(heading)),
-            ("message", Slot::Text(message)),
-            ("action", Slot::Html(action_html)),
-        ],
-    );
-    ui::page(heading, &snap.settings.server.prefix, &content)
-}
-
 /// The session store failed for `op`: counted, and the page saying so.
-pub fn store_refused(
-    shared: &Shared,
-    snap: &Snapshot,
-    op: StoreOp,
-    e: impl Into<Unanswered>,
-) -> Reply {
+pub fn store_refused(shared: &Shared, view: &View, op: StoreOp, e: impl Into<Unanswered>) -> Reply {
     store_refusal::count_unanswered(shared, op, &e.into());
-    store_down(snap)
+    store_down(view)
 }
 
 /// The session store did not answer: nobody is signed out for it.
-pub fn store_down(snap: &Snapshot) -> Reply {
+pub fn store_down(view: &View) -> Reply {
     Reply::html(
         503,
-        message_page(
-            snap,
-            "Try again",
-            "Your session could not be checked right now. You are still signed in; please try again shortly.",
-            "",
+        view.message_page(
+            &view.t("common.try_again"),
+            &view.t("error.store_down"),
+            &[],
         ),
     )
 }
 
 /// A state-changing request without a valid CSRF token: nothing was done.
-pub fn forged(snap: &Snapshot, heading: &str, action_html: &str) -> Reply {
+/// `links` (href, text) say where to go from here.
+pub fn forged(view: &View, heading: &str, links: &[(String, String)]) -> Reply {
     Reply::html(
         403,
-        message_page(
-            snap,
-            heading,
-            "That request did not come from this site.",
-            action_html,
-        ),
+        view.message_page(heading, &view.t("error.forged"), links),
     )
 }
 
 /// The hashing queue is full: try again in a moment.
-pub fn busy(snap: &Snapshot) -> Reply {
+pub fn busy(view: &View) -> Reply {
     Reply::html(
         503,
-        message_page(
-            snap,
-            "Try again",
-            "Too many people are signing in right now. Please try again in a moment.",
-            "",
-        ),
+        view.message_page(&view.t("common.try_again"), &view.t("error.busy"), &[]),
     )
     .header("Retry-After", "1")
 }
 
 /// A form that did not arrive whole within `server.form_body_timeout`.
-pub fn too_slow(snap: &Snapshot) -> Reply {
+pub fn too_slow(view: &View) -> Reply {
     Reply::html(
         408,
-        message_page(
-            snap,
-            "Too slow",
-            "The form did not arrive in time. Please try again.",
-            "",
+        view.message_page(
+            &view.t("error.too_slow_title"),
+            &view.t("error.too_slow"),
+            &[],
         ),
     )
 }
 
-pub fn too_large(snap: &Snapshot) -> Reply {
+pub fn too_large(view: &View) -> Reply {
     Reply::html(
         413,
-        message_page(snap, "Too large", "The form was too large.", ""),
+        view.message_page(
+            &view.t("error.too_large_title"),
+            &view.t("error.too_large"),
+            &[],
+        ),
     )
 }
 
 /// A problem, as a page for browsers or as JSON `{"error": code, ...}`.
+/// Asked for outside the own pages (a proxied request), it speaks
+/// `ui.language` with the heading and sentence it is given.
 pub fn problem(
     snap: &Snapshot,
     page_load: bool,
@@ -227,7 +231,8 @@ pub fn problem(
     message: &str,
 ) -> Reply {
     if page_load {
-        Reply::html(status, message_page(snap, heading, message, ""))
+        let view = View::configured(snap);
+        Reply::html(status, view.message_page(heading, message, &[]))
     } else {
         Reply::json(
             status,

@@ -36,6 +36,8 @@ pub struct MemoryStore {
     /// Recent failed logins per subject, and bans in force.
     failures: Mutex<HashMap<String, VecDeque<Timestamp>>>,
     bans: Mutex<HashMap<String, Timestamp>>,
+    /// Woken when a session ends or a watermark moves (`changes`).
+    changed: tokio::sync::Notify,
 }
 
 /// Failures older than this are forgotten by the sweep (the longest
@@ -55,6 +57,7 @@ impl Default for MemoryStore {
             revoked_mark: AtomicU64::new(0),
             failures: Mutex::new(HashMap::new()),
             bans: Mutex::new(HashMap::new()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 }
@@ -216,6 +219,9 @@ impl SessionStore for MemoryStore {
         }
         keys.push(key);
         self.shard(&key).write().insert(key, Arc::new(record));
+        if !evicted.is_empty() {
+            self.changed.notify_waiters();
+        }
         Ok(Admission::Inserted { evicted })
     }
 
@@ -241,6 +247,7 @@ impl SessionStore for MemoryStore {
         let ended = self.tombstone(key, reason);
         if let Some(rec) = &ended {
             self.unindex(&rec.user, key);
+            self.changed.notify_waiters();
         }
         Ok(ended)
     }
@@ -249,6 +256,7 @@ impl SessionStore for MemoryStore {
         let removed = self.shard(key).write().remove(key);
         if let Some(rec) = &removed {
             self.unindex(&rec.user, key);
+            self.changed.notify_waiters();
         }
         Ok(removed)
     }
@@ -327,7 +335,12 @@ impl SessionStore for MemoryStore {
             _ => &self.revoked_mark,
         };
         mark.fetch_max(before.as_millis(), Ordering::AcqRel);
+        self.changed.notify_waiters();
         self.count().await
+    }
+
+    fn changes(&self) -> Option<&tokio::sync::Notify> {
+        Some(&self.changed)
     }
 
     async fn record_failure(

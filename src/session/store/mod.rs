@@ -177,6 +177,14 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
         window: Duration,
     ) -> Result<u32, StoreError>;
+    /// Woken (`notify_waiters`) when a session is ended, evicted or removed
+    /// or the watermarks move: here, or for a shared store on another
+    /// instance, as soon as this one hears of it. `None`: not announced.
+    /// Lets an open WebSocket re-check its session at once instead of at
+    /// its next periodic check.
+    fn changes(&self) -> Option<&tokio::sync::Notify> {
+        None
+    }
     /// For a store with a per-instance cache: whether this instance hears
     /// the others' changes (and so may use it). `None`: no such cache.
     fn cache_following(&self) -> Option<bool> {
@@ -272,7 +280,58 @@ pub(crate) mod conformance {
         watermarks_only_move_forward(&*make()).await;
         listing_everything(&*make()).await;
         failures_and_bans(&*make()).await;
+        endings_are_announced(&*make()).await;
         parallel_inserts_respect_the_limit(make()).await;
+    }
+
+    /// A store that announces changes does so for every way a session
+    /// ends: an end, a removal, an eviction, a watermark moved.
+    async fn endings_are_announced(store: &dyn SessionStore) {
+        let Some(changes) = store.changes() else {
+            return;
+        };
+        // A cached store hears announcements once it follows them.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while store.cache_following() == Some(false) {
+            assert!(tokio::time::Instant::now() < deadline, "never followed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for (n, what) in (0u8..).zip(["end", "remove", "evict", "revoke_all"]) {
+            store
+                .insert(key(10 + n), record("alice", 100), unlimited())
+                .await
+                .unwrap();
+            let notified = changes.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match what {
+                "end" => {
+                    store.end(&key(10), EndReason::Logout).await.unwrap();
+                }
+                "remove" => {
+                    store.remove(&key(11)).await.unwrap();
+                }
+                "evict" => {
+                    store
+                        .insert(
+                            key(20),
+                            record("alice", 300),
+                            limit(1, OnFull::EvictLeastRecent, 300),
+                        )
+                        .await
+                        .unwrap();
+                }
+                _ => {
+                    store
+                        .revoke_all(EndReason::Revoked, Timestamp::from_millis(1000))
+                        .await
+                        .unwrap();
+                }
+            }
+            tokio::time::timeout(Duration::from_secs(2), notified)
+                .await
+                .unwrap_or_else(|_| panic!("{what} was not announced"));
+        }
     }
 
     async fn basics(store: &dyn SessionStore) {

@@ -209,6 +209,12 @@ impl Cache {
         }
     }
 
+    /// Woken by every announcement, once the cache has dropped what it
+    /// makes stale.
+    pub fn changes(&self) -> &tokio::sync::Notify {
+        &self.heard
+    }
+
     pub fn heard_session(&self, key: &SessionKey) -> bool {
         self.recent.lock().contains(key)
     }

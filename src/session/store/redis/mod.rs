@@ -924,6 +924,12 @@ impl SessionStore for RedisStore {
         Some(self.following())
     }
 
+    /// Announcements heard on the events channel (this instance's own
+    /// included); none while the subscription is down or the cache off.
+    fn changes(&self) -> Option<&tokio::sync::Notify> {
+        Some(self.inner.cache.changes())
+    }
+
     fn outage(&self) -> Option<&Outage> {
         Some(&self.outage)
     }

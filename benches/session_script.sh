@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Proxied HTML throughput with `ui.inject_session_script` on and off: the
+# same release gateway (1 thread) in front of nginx serving a 16 KB HTML page
+# (Content-Length, `</body>` at the end, as a Django or PHP page would be),
+# signed in, `wrk -t1 -c32`. Runs alternate on/off for ROUNDS rounds of
+# SECONDS each and report the medians and the on/off ratio.
+#
+#   bash benches/session_script.sh     # needs wrk, nginx, curl, python3
+#   ROUNDS=5 SECONDS_PER_RUN=5 bash benches/session_script.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in wrk nginx curl python3; do
+    command -v "$tool" >/dev/null || { echo "session_script.sh: $tool is not installed" >&2; exit 1; }
+done
+rounds=${ROUNDS:-5}
+seconds=${SECONDS_PER_RUN:-5}
+
+dir=$(mktemp -d)
+started=$dir/started
+cleanup() {
+    [ -f "$started" ] && while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$started"
+    wait 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+cargo build --release --bin gatehouse >&2
+target=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+gatehouse=$target/release/gatehouse
+
+port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 300); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+        sleep 0.1
+    done
+    echo "session_script.sh: nothing answers on port $1" >&2
+    exit 1
+}
+
+# The page: 16 KB of ordinary markup, `</body>` near the end.
+python3 - "$dir/page.html" <<'PY'
+import sys
+rows = "".join(f"<tr><td>{i}</td><td>Invoice {i:05d}</td><td>ACME Ltd.</td><td>&euro; {i * 7 % 1000}.00</td></tr>\n" for i in range(200))
+page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Invoices</title>
+<link rel="stylesheet" href="/static/app.css"></head>
+<body><header><nav><a href="/">Home</a> <a href="/invoices/">Invoices</a></nav></header>
+<main><h1>Invoices</h1><table>{rows}</table></main>
+<footer>ACME back office</footer>
+</body></html>
+"""
+page = page[:16384 - 40] if len(page) > 16384 else page
+open(sys.argv[1], "w").write(page)
+PY
+page_bytes=$(wc -c <"$dir/page.html")
+
+upstream=$(port)
+cat >"$dir/upstream.conf" <<EOF
+worker_processes 1; daemon off; master_process off; pid $dir/upstream.pid; error_log $dir/upstream.err warn;
+events { worker_connections 1024; }
+http { access_log off; client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+  server { listen 127.0.0.1:$upstream; location / { default_type text/html; alias $dir/page.html; } }
+}
+EOF
+nginx -c "$dir/upstream.conf" -p "$dir" 2>/dev/null &
+echo $! >>"$started"
+wait_port "$upstream"
+
+head -c 32 /dev/urandom >"$dir/secret.key"
+hash=$(echo bench-password-1 | "$gatehouse" hash-password)
+printf '[bench]\npassword = "%s"\n' "$hash" >"$dir/users.toml"
+
+# gateway NAME INJECT: starts one; prints its port
+gateway() {
+    local p
+    p=$(port)
+    cat >"$dir/$1.toml" <<EOF
+[server]
+listen = ["127.0.0.1:$p"]
+admin_listen = ""
+threads = 1
+secret_file = "secret.key"
+upgrade_sock = "$1.sock"
+pid_file = "$1.pid"
+
+[[route]]
+path_prefix = "/"
+upstream = "127.0.0.1:$upstream"
+access = "login"
+
+[users]
+file = "users.toml"
+
+[session]
+cookie_secure = false
+
+[ui]
+inject_session_script = $2
+EOF
+    RUST_LOG=warn "$gatehouse" run -c "$dir/$1.toml" 2>>"$dir/$1.err" &
+    echo $! >>"$started"
+    wait_port "$p"
+    echo "$p"
+}
+
+sign_in() {
+    local jar=$dir/jar.$1 token
+    rm -f "$jar"
+    token=$(curl -s -c "$jar" "http://127.0.0.1:$1/.gatehouse/login" |
+        sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p')
+    curl -s -o /dev/null -b "$jar" -c "$jar" \
+        --data-urlencode username=bench --data-urlencode password=bench-password-1 \
+        --data-urlencode rd=/ --data-urlencode "csrf_token=$token" \
+        "http://127.0.0.1:$1/.gatehouse/login"
+    awk '$6 ~ /gatehouse/ && $6 !~ /csrf/ { printf "%s=%s", $6, $7 }' "$jar"
+}
+
+off=$(gateway off false)
+on=$(gateway on true)
+off_cookie=$(sign_in "$off")
+on_cookie=$(sign_in "$on")
+
+# The rewrite is really there (and only there).
+curl -s -H "Cookie: $on_cookie" "http://127.0.0.1:$on/invoices/" | grep -q 'session.js" defer></script></body>' ||
+    { echo "session_script.sh: no tag in the injected page" >&2; exit 1; }
+if curl -s -H "Cookie: $off_cookie" "http://127.0.0.1:$off/invoices/" | grep -q 'session.js'; then
+    echo "session_script.sh: a tag with injection off" >&2; exit 1
+fi
+
+# run PORT COOKIE: requests/s of one wrk run
+run() {
+    local out
+    wrk -t1 -c32 -d1s -H "Cookie: $2" "http://127.0.0.1:$1/invoices/" >/dev/null
+    out=$(wrk -t1 -c32 -d"${seconds}s" --latency -H "Cookie: $2" "http://127.0.0.1:$1/invoices/")
+    if grep -q "Non-2xx" <<<"$out"; then echo "session_script.sh: errors: $out" >&2; exit 1; fi
+    awk '/Requests\/sec:/ { print $2 }' <<<"$out"
+}
+
+echo "page: $page_bytes bytes; $rounds rounds of ${seconds}s, wrk -t1 -c32, gateway threads = 1"
+ratios=()
+offs=()
+ons=()
+for r in $(seq "$rounds"); do
+    if [ $((r % 2)) -eq 1 ]; then a=$(run "$off" "$off_cookie"); b=$(run "$on" "$on_cookie")
+    else b=$(run "$on" "$on_cookie"); a=$(run "$off" "$off_cookie"); fi
+    offs+=("$a"); ons+=("$b")
+    ratios+=("$(python3 -c "print(f'{$b / $a:.4f}')")")
+    echo "round $r: off $a req/s, on $b req/s, on/off ${ratios[-1]}"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "median: off $(median "${offs[@]}") req/s, on $(median "${ons[@]}") req/s, on/off $(median "${ratios[@]}") (per-round ratios: ${ratios[*]})"

@@ -1,0 +1,224 @@
+//! `[ui] inject_session_script`: the session.js tag inserted before
+//! `</body>` of the HTML answers of `login` routes, as they stream through
+//! (a `</body>` split across chunks is found; nothing is buffered beyond the
+//! few bytes that might start one).
+//!
+//! It must never touch an answer it cannot rewrite safely: compressed
+//! bodies (any `Content-Encoding` but `identity`), partial content, HEAD,
+//! 204/304, public routes, anything not `text/html`, a body without a
+//! `</body>` (a fragment for an htmx-style swap). The framing is fixed up:
+//! `Content-Length` removed, chunked (or close-delimited for HTTP/1.0).
+
+use bytes::{Bytes, BytesMut};
+use pingora::http::ResponseHeader;
+
+use super::RequestCtx;
+use crate::config::Access;
+
+/// Inserts `tag` once, before the first `</body>` of a streamed body.
+pub struct TagInserter {
+    tag: Bytes,
+    /// The end of the last chunk, held back because it may begin `</body`.
+    carry: Vec<u8>,
+    done: bool,
+}
+
+/// `</body` followed by one of these ends the body element.
+fn ends_tag_name(b: u8) -> bool {
+    matches!(b, b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r' | 0x0c)
+}
+
+const CLOSE_BODY: &[u8] = b"</body";
+
+/// Where `</body>` starts in `hay`, if it does.
+fn find_close_body(hay: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(off) = hay.get(from..)?.iter().position(|&b| b == b'<') {
+        let at = from + off;
+        let name = hay.get(at..at + CLOSE_BODY.len());
+        let next = hay.get(at + CLOSE_BODY.len());
+        if name.is_some_and(|n| n.eq_ignore_ascii_case(CLOSE_BODY))
+            && next.is_some_and(|&b| ends_tag_name(b))
+        {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// How many bytes at the end of `hay` could be the start of `</body>`.
+fn partial_tail(hay: &[u8]) -> usize {
+    let longest = CLOSE_BODY.len().min(hay.len());
+    (1..=longest)
+        .rev()
+        .find(|&n| {
+            hay.get(hay.len() - n..)
+                .zip(CLOSE_BODY.get(..n))
+                .is_some_and(|(tail, start)| tail.eq_ignore_ascii_case(start))
+        })
+        .unwrap_or(0)
+}
+
+impl TagInserter {
+    pub fn new(tag: impl Into<Bytes>) -> Self {
+        TagInserter {
+            tag: tag.into(),
+            carry: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Rewrites one chunk of the body in place (`end`: it is the last).
+    pub fn filter(&mut self, body: &mut Option<Bytes>, end: bool) {
+        if self.done {
+            return;
+        }
+        let chunk = body.take().unwrap_or_default();
+        // Almost always the carry is empty and the chunk is searched as is.
+        let hay = if self.carry.is_empty() {
+            chunk
+        } else {
+            let mut joined = BytesMut::with_capacity(self.carry.len() + chunk.len());
+            joined.extend_from_slice(&self.carry);
+            joined.extend_from_slice(&chunk);
+            self.carry.clear();
+            joined.freeze()
+        };
+        if let Some(at) = find_close_body(&hay) {
+            let mut out = BytesMut::with_capacity(hay.len() + self.tag.len());
+            out.extend_from_slice(&hay[..at]);
+            out.extend_from_slice(&self.tag);
+            out.extend_from_slice(&hay[at..]);
+            self.done = true;
+            *body = Some(out.freeze());
+            return;
+        }
+        let keep = if end { 0 } else { partial_tail(&hay) };
+        let send = hay.len() - keep;
+        self.carry.extend_from_slice(&hay[send..]);
+        *body = (send > 0).then(|| hay.slice(..send));
+    }
+}
+
+/// The inserter for this answer, if it gets the tag; the framing headers
+/// are adjusted when it does.
+pub fn begin(
+    req: &pingora::http::RequestHeader,
+    resp: &mut ResponseHeader,
+    ctx: &RequestCtx,
+) -> pingora::Result<Option<TagInserter>> {
+    let settings = &ctx.snapshot.settings;
+    if !settings.ui.inject_session_script || ctx.identity.is_none() {
+        return Ok(None);
+    }
+    let login_route = ctx
+        .route
+        .and_then(|i| settings.routes.get(i))
+        .is_some_and(|r| matches!(r.access, Access::Login));
+    let header = |name| resp.headers.get(name).and_then(|v| v.to_str().ok());
+    let html = header(http::header::CONTENT_TYPE).is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+    });
+    let identity = header(http::header::CONTENT_ENCODING)
+        .is_none_or(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"))
+        && resp
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .is_none_or(|v| v.to_str().is_ok());
+    let status = resp.status.as_u16();
+    let has_body =
+        req.method != http::Method::HEAD && !matches!(status, 100..=199 | 204 | 206 | 304);
+    if !(login_route && html && identity && has_body) {
+        return Ok(None);
+    }
+    resp.remove_header(&http::header::CONTENT_LENGTH);
+    // Digests and byte ranges describe the body before the tag went in.
+    for name in ["content-md5", "digest", "repr-digest", "content-digest"] {
+        resp.remove_header(name);
+    }
+    resp.insert_header(http::header::ACCEPT_RANGES, "none")?;
+    if req.version != http::Version::HTTP_10
+        && resp.headers.get(http::header::TRANSFER_ENCODING).is_none()
+    {
+        resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    let prefix = crate::ui::escape(&settings.server.prefix);
+    Ok(Some(TagInserter::new(format!(
+        "<script src=\"{prefix}/session.js\" defer></script>"
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAG: &str = "<script src=\"/s.js\" defer></script>";
+
+    /// Streams `chunks` through an inserter; the bytes that come out.
+    fn run(chunks: &[&str]) -> String {
+        let mut ins = TagInserter::new(TAG);
+        let mut out = Vec::new();
+        for (i, c) in chunks.iter().enumerate() {
+            let mut body = Some(Bytes::copy_from_slice(c.as_bytes()));
+            ins.filter(&mut body, i + 1 == chunks.len());
+            out.extend_from_slice(&body.unwrap_or_default());
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn inserts_before_the_closing_body_tag() {
+        assert_eq!(
+            run(&["<html><body><p>hi</p></body></html>"]),
+            format!("<html><body><p>hi</p>{TAG}</body></html>")
+        );
+        assert_eq!(
+            run(&["<p>x</p></BODY\n></html>"]),
+            format!("<p>x</p>{TAG}</BODY\n></html>")
+        );
+    }
+
+    #[test]
+    fn finds_a_tag_split_across_chunks_at_every_point() {
+        let page = "<html><body><p>a < b</p><bod></body></html>";
+        let want = format!("<html><body><p>a < b</p><bod>{TAG}</body></html>");
+        for i in 0..=page.len() {
+            for j in i..=page.len() {
+                assert_eq!(run(&[&page[..i], &page[i..j], &page[j..]]), want, "{i} {j}");
+            }
+        }
+        let bytes: Vec<String> = page.chars().map(String::from).collect();
+        let refs: Vec<&str> = bytes.iter().map(String::as_str).collect();
+        assert_eq!(run(&refs), want);
+    }
+
+    #[test]
+    fn leaves_fragments_and_lookalikes_alone() {
+        for page in ["<div>partial</div>", "<p></bodyguard></p>", "</bod", "<"] {
+            assert_eq!(run(&[page]), page);
+            assert_eq!(run(&[page, ""]), page);
+        }
+    }
+
+    #[test]
+    fn inserts_once_and_passes_the_rest_untouched() {
+        assert_eq!(
+            run(&["<body></body>", "<!-- </body> -->"]),
+            format!("<body>{TAG}</body><!-- </body> -->")
+        );
+    }
+
+    #[test]
+    fn an_empty_end_of_stream_releases_the_held_bytes() {
+        let mut ins = TagInserter::new(TAG);
+        let mut body = Some(Bytes::from_static(b"text </bo"));
+        ins.filter(&mut body, false);
+        assert_eq!(body.unwrap(), "text ");
+        let mut end = None;
+        ins.filter(&mut end, true);
+        assert_eq!(end.unwrap(), "</bo");
+    }
+}
