@@ -83,6 +83,7 @@ fn session_check(c: &mut Criterion) {
         groups: vec!["staff".to_string()].into(),
         max_devices: None,
         disabled: false,
+        identity_values: Default::default(),
     };
     let settings = gatehouse::demo::demo_settings(
         "127.0.0.1:1".parse().unwrap(),

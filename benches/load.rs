@@ -610,13 +610,18 @@ impl Results {
         }
     }
 
-    /// A target row: `at_most` flips the comparison (for latency).
+    /// A target row, met by the median of the rounds: `at_most` flips the
+    /// comparison (for latency), and then every round must meet it.
     fn target(&self, label: &str, ratios: Vec<f64>, target: f64, at_most: bool) -> String {
         if ratios.is_empty() {
             return format!("| {label} | n/a | | {target:.2}x | not measured |");
         }
         let m = median(ratios.clone());
-        let met = if at_most { m <= target } else { m >= target };
+        let met = if at_most {
+            ratios.iter().all(|r| *r <= target)
+        } else {
+            m >= target
+        };
         format!(
             "| {label} | {m:.2}x | {} | {} {target:.2}x | {} |",
             range(&ratios),
@@ -939,31 +944,28 @@ fn main() {
     let p99 = |s: &Sample| Some(s.p99_ms);
     println!("\n| ratio (within a round) | median | range | target | |\n|---|---|---|---|---|");
     let r = &results;
+    // Issue 19's targets: the gateway's own cost against bare Pingora's,
+    // and against nginx's forward-auth ceiling.
     for (label, a, b, target) in [
+        ("authenticated (memory) / bare Pingora", AUTHED, BARE, 0.90),
+        ("public route / bare Pingora", PUBLIC, BARE, 0.95),
         (
-            "authenticated (memory) / public route",
+            "authenticated (memory) / nginx auth_request",
             AUTHED,
-            PUBLIC,
-            0.90,
+            NGINX_AUTH,
+            1.05,
+        ),
+        (
+            "authenticated (Redis) / authenticated (memory)",
+            AUTHED_REDIS,
+            AUTHED,
+            0.95,
         ),
         (
             "authenticated (sql users) / authenticated (memory)",
             AUTHED_SQL,
             AUTHED,
             0.97,
-        ),
-        (
-            "authenticated (Redis) / public route",
-            AUTHED_REDIS,
-            PUBLIC,
-            0.80,
-        ),
-        ("public route / nginx proxy_pass", PUBLIC, NGINX_PROXY, 0.80),
-        (
-            "authenticated (memory) / nginx auth_request",
-            AUTHED,
-            NGINX_AUTH,
-            1.30,
         ),
         (
             "nginx auth_request: gatehouse /auth / zero-cost endpoint",
@@ -977,7 +979,7 @@ fn main() {
     println!(
         "{}",
         r.target(
-            "p99 during a 200-client login flood / quiet p99",
+            "p99 during a 200-client login flood / quiet p99 (every round)",
             r.per_round(FLOODED, AUTHED, p99),
             2.0,
             true
@@ -988,6 +990,7 @@ fn main() {
     println!("\n| requests per CPU-second (no target) | median | range |\n|---|---|---|");
     for (label, a, b) in [
         ("public route / bare Pingora", BARE, PUBLIC),
+        ("authenticated (memory) / bare Pingora", BARE, AUTHED),
         ("public route / nginx proxy_pass", NGINX_PROXY, PUBLIC),
         (
             "authenticated (memory) / nginx auth_request",

@@ -265,6 +265,118 @@ async fn redis_never_holds_a_cookie_value() {
     }
 }
 
+/// Redis's `MONITOR` stream: every command the server runs, those a
+/// client sent marked with its address, those a script ran with `lua`.
+struct Monitor {
+    lines: std::io::BufReader<std::net::TcpStream>,
+    port: u16,
+}
+
+impl Monitor {
+    fn start(port: u16) -> Monitor {
+        use std::io::{BufRead, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // a bound on a hang, not a wait: every read below expects a line
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"MONITOR\r\n").unwrap();
+        let mut lines = std::io::BufReader::new(s);
+        let mut ok = String::new();
+        lines.read_line(&mut ok).unwrap();
+        assert_eq!(ok.trim(), "+OK");
+        Monitor { lines, port }
+    }
+
+    /// The commands run since the last call, as (from a client?, line);
+    /// ends with a marker of its own, which is not returned.
+    fn since(&mut self) -> Vec<(bool, String)> {
+        use std::io::BufRead;
+        let marker = format!("marker-{}", std::process::id());
+        common::redis::command(self.port, &["ECHO", &marker]).unwrap();
+        let mut out = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.lines.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "MONITOR ended");
+            if line.contains(&marker) {
+                return out;
+            }
+            out.push((!line.contains(" lua] "), line.trim().to_string()));
+        }
+    }
+}
+
+/// With the cache off every request is a cache miss, and each costs one
+/// round trip: the watermarks, the record and (when due) the touch are one
+/// script. `MONITOR` shows what the gateway sent and what ran inside it;
+/// `INFO commandstats` agrees on the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_miss_costs_one_round_trip_to_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let upstream = Upstream::start();
+    let cfg = fleet_config(
+        upstream.addr,
+        &redis.url(),
+        "redis_cache_ttl = \"0s\"\nidle_timeout = \"2s\"\n",
+    );
+    let gw = Gateway::start(&cfg);
+    let mut browser = gw.signed_in("alice", ALICE_PASSWORD).await;
+    // the first request loads the script into Redis
+    assert_eq!(browser.page("/app/").await.status, 200);
+
+    let mut monitor = Monitor::start(redis.port);
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    let _ = monitor.since();
+    const REQUESTS: usize = 10;
+    for _ in 0..REQUESTS {
+        assert_eq!(browser.page("/app/").await.status, 200);
+    }
+    let seen = monitor.since();
+    let sent: Vec<&String> = seen.iter().filter(|(c, _)| *c).map(|(_, l)| l).collect();
+    assert_eq!(sent.len(), REQUESTS, "one command per request:\n{seen:#?}");
+    assert!(
+        sent.iter().all(|l| l.contains("\"EVALSHA\"")),
+        "each one the lookup script:\n{seen:#?}"
+    );
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    let calls = |cmd: &str| {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|v| v.split(',').next())
+            .map_or(0, |n| n.parse::<usize>().unwrap())
+    };
+    assert_eq!(calls("evalsha"), REQUESTS, "{stats}");
+    // CONFIG RESETSTAT and the markers' ECHO are the test's own
+    assert_eq!(
+        calls("get"),
+        REQUESTS,
+        "the pointer, inside the script: {stats}"
+    );
+
+    let _ = monitor.since(); // INFO, the test's own
+
+    // A touch falls due every 200 ms (a tenth of the 2 s idle timeout):
+    // when it does, it runs inside the same one command.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(browser.page("/app/").await.status, 200);
+        let seen = monitor.since();
+        let sent = seen.iter().filter(|(c, _)| *c).count();
+        assert_eq!(sent, 1, "one command for this request:\n{seen:#?}");
+        let touched = seen
+            .iter()
+            .any(|(c, l)| !c && l.contains("\"HSET\"") && l.contains("\"l\""));
+        if touched {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no touch within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[test]
 fn check_config_wants_a_url_and_a_shared_secret_with_redis() {
     let text = "[server]\nlisten = [\"127.0.0.1:1\"]\n\n[[route]]\npath_prefix = \"/\"\nupstream = \"127.0.0.1:2\"\naccess = \"login\"\n\n[users]\nfile = \"users.toml\"\n\n[session]\nstore = \"redis\"\nredis_url = \"redis+cluster://a\"\n";

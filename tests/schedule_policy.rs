@@ -28,6 +28,7 @@ fn user(name: &str, groups: &[&str], hash: &str) -> User {
         groups: groups.iter().map(|g| g.to_string()).collect(),
         max_devices: None,
         disabled: false,
+        identity_values: Default::default(),
     }
 }
 

@@ -110,6 +110,7 @@ async fn writes_for_1000_requests(idle: Duration, step: Duration) -> usize {
         groups: Vec::new().into(),
         max_devices: None,
         disabled: false,
+        identity_values: Default::default(),
     };
     let mut settings = gatehouse::demo::demo_settings(
         "127.0.0.1:1".parse().unwrap(),

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::wire::identity_headers::{IdentityValues, Prepared};
+
 /// A user's groups, shared by every session of theirs (one allocation per
 /// user, not per session).
 pub type Groups = Arc<[String]>;
@@ -17,4 +19,21 @@ pub struct User {
     pub groups: Groups,
     pub max_devices: Option<u32>,
     pub disabled: bool,
+    /// The identity header values, made on the first forwarded request
+    /// and kept with this `User`: never formatted per request.
+    pub identity_values: Prepared,
+}
+
+impl User {
+    /// What the app is told about this user (`[identity]` headers).
+    pub fn identity_values(&self) -> &IdentityValues {
+        self.identity_values.get_or_init(|| {
+            IdentityValues::of(
+                &self.username,
+                self.email.as_deref(),
+                self.name.as_deref(),
+                &self.groups,
+            )
+        })
+    }
 }

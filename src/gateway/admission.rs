@@ -5,10 +5,8 @@
 use pingora::proxy::Session;
 use std::sync::Arc;
 
-use super::authenticate::cookie_header;
-use super::normalize::{normalize_host, normalize_target};
-use super::page_load::is_page_load;
 use super::pages::{self, login_required, not_in_group, problem};
+use super::request::Request;
 use super::respond::Reply;
 use super::route_access::{judge, Verdict, STORE_DOWN};
 use super::routing::{find_route, under_prefix};
@@ -41,14 +39,14 @@ async fn decide(
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) -> pingora::Result<Option<Reply>> {
-    let req = session.req_header();
-    ctx.page_load = is_page_load(req);
+    ctx.request = Request::read(session, &snap.settings.server.trusted_proxies);
+    ctx.page_load = ctx.request.page_load;
     let bad_request = |ctx: &RequestCtx, why: &str| {
         problem(snap, ctx.page_load, 400, "bad_request", "Bad request", why)
     };
 
     // 1. parse & normalise
-    if let Err(refusal) = framing::check(req) {
+    if let Err(refusal) = framing::check(session.req_header()) {
         // The body, if any, is framed in a way that cannot be trusted to
         // end where the next request begins: finish with this connection.
         session.set_keepalive(None);
@@ -61,18 +59,10 @@ async fn decide(
             refusal.message(),
         )));
     }
-    let raw_host = req.uri.authority().map(|a| a.as_str()).or_else(|| {
-        req.headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-    });
-    let host = match raw_host.map(normalize_host) {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => return Ok(Some(bad_request(ctx, e.0))),
-        None => String::new(),
-    };
-    let raw_target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let target = match normalize_target(raw_target) {
+    if let Err(e) = &ctx.request.host {
+        return Ok(Some(bad_request(ctx, e.0)));
+    }
+    let target = match ctx.request.take_target() {
         Ok(t) => t,
         Err(e) => return Ok(Some(bad_request(ctx, e.0))),
     };
@@ -94,11 +84,14 @@ async fn decide(
         let sub = target.path[prefix.len()..].to_string();
         ctx.target = Some(target);
         ctx.own_page = true;
-        return pages::serve(shared, snap, session, &sub).await.map(Some);
+        return pages::serve(shared, snap, session, &ctx.request, &sub)
+            .await
+            .map(Some);
     }
 
     // 3. route
-    let Some((index, route)) = find_route(&snap.settings.routes, &host, &target.path) else {
+    let host = ctx.request.host.as_deref().unwrap_or("");
+    let Some((index, route)) = find_route(&snap.settings.routes, host, &target.path) else {
         return Ok(Some(problem(
             snap,
             ctx.page_load,
@@ -122,11 +115,9 @@ async fn decide(
         )));
     }
     let is_logout_path = snap.settings.server.logout_paths.contains(&target.path);
-    let rd = target.path_and_query();
     ctx.target = Some(target);
 
-    let cookies = cookie_header(session.req_header());
-    let authed = match judge(shared, snap, route, cookies.as_deref()).await {
+    let authed = match judge(shared, snap, route, ctx.request.cookies()).await {
         Verdict::Allowed(authed) => authed,
         // 4. public: forward, identity only if a session happens to be valid
         Verdict::Public {
@@ -142,7 +133,9 @@ async fn decide(
         }
         // 5. login required
         Verdict::LoginRequired(auth) => {
-            return Ok(Some(login_required(snap, ctx.page_load, &rd, &auth)))
+            let rd = ctx.target.as_ref().map(|t| t.path_and_query());
+            let rd = rd.as_deref().unwrap_or("/");
+            return Ok(Some(login_required(snap, ctx.page_load, rd, &auth)));
         }
         Verdict::WrongGroup(authed, message) => {
             ctx.user = Some(authed.user.username.clone());
@@ -166,8 +159,7 @@ async fn decide(
         // to a logout view that wants a POST signs nobody out.
         ctx.logout_on_success = Some(authed.key);
     }
-    ctx.user = Some(authed.user.username.clone());
-    ctx.identity = Some(authed.identity());
     ctx.websocket = super::websocket::watched(route, session.req_header(), &authed);
+    ctx.identity = Some(authed.user);
     Ok(None)
 }

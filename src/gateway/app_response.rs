@@ -15,8 +15,12 @@ pub async fn finish(
     ctx: &mut RequestCtx,
 ) -> pingora::Result<()> {
     let accepted = response.status.is_success() || response.status.is_redirection();
-    if let (Some(key), Some(user), true) = (ctx.logout_on_success.take(), &ctx.user, accepted) {
-        match end_session(shared, &key, user, EndReason::Logout).await {
+    let logout = match ctx.logout_on_success.take() {
+        Some(key) if accepted => ctx.username().map(|user| (key, user.to_string())),
+        _ => None,
+    };
+    if let Some((key, user)) = logout {
+        match end_session(shared, &key, &user, EndReason::Logout).await {
             Ok(()) => ctx.clear_session_cookie = true,
             Err(e) => tracing::error!("the app logged out but the gateway session remains: {e}"),
         }

@@ -8,8 +8,8 @@ use super::store_refusal::Unanswered;
 use crate::auth::{User, UserSource};
 use crate::clock::Timestamp;
 use crate::metrics::METRICS;
-use crate::session::policy::{evaluate, UserState};
-use crate::session::store::StoreError;
+use crate::session::policy::{evaluate, touch_interval, UserState};
+use crate::session::store::{Lookup, StoreError, TouchIfDue};
 use crate::session::{EndReason, SessionId, SessionKey, SessionRecord, Verdict, Watermarks};
 use crate::wire::cookie;
 use crate::wire::identity_headers::Identity;
@@ -32,12 +32,19 @@ pub struct Authed {
 
 impl Authed {
     pub fn identity(&self) -> Identity {
-        Identity {
-            user: self.user.username.clone(),
-            email: self.user.email.clone(),
-            name: self.user.name.clone(),
-            groups: self.user.groups.clone(),
-        }
+        identity_of(&self.user)
+    }
+}
+
+/// Who the upstream is told `user` is (for the signed assertion and
+/// forward auth; a forwarded request's headers use the values prepared
+/// on the `User`).
+pub fn identity_of(user: &User) -> Identity {
+    Identity {
+        user: user.username.clone(),
+        email: user.email.clone(),
+        name: user.name.clone(),
+        groups: user.groups.clone(),
     }
 }
 
@@ -54,18 +61,6 @@ impl Auth {
     }
 }
 
-/// The request's `Cookie` lines as one value, bytes as sent: a line that
-/// is not ASCII is read like any other (`cookie` reads it pair by pair).
-pub fn cookie_header(req: &http::request::Parts) -> Option<Vec<u8>> {
-    let lines: Vec<&[u8]> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .map(http::HeaderValue::as_bytes)
-        .collect();
-    (!lines.is_empty()).then(|| lines.join(&b"; "[..]))
-}
-
 /// What the session cookie names: a key (if the value has the shape of
 /// an ID) and when it was issued (if it says).
 pub struct CookieSession {
@@ -79,10 +74,10 @@ pub fn read_cookie(snap: &Snapshot, cookies: Option<&[u8]>) -> Option<CookieSess
     let cookies = cookies?;
     let name = snap.settings.session.cookie_name();
     cookie::find(cookies, name)?;
-    let parsed = cookie::values(cookies, name).find_map(SessionId::parse_cookie);
+    let parsed = cookie::values(cookies, name).find_map(SessionId::cookie_key);
     Some(match parsed {
-        Some((id, issued)) => CookieSession {
-            key: Some(id.key()),
+        Some((key, issued)) => CookieSession {
+            key: Some(key),
             issued,
         },
         None => CookieSession {
@@ -121,8 +116,20 @@ pub async fn check(
     touch: bool,
 ) -> Result<Auth, Unanswered> {
     let now = shared.clock.now();
-    let global = shared.store.watermarks().await?;
-    let Some(mut record) = shared.store.get(&key).await? else {
+    // One read (one round trip to a remote store on a cache miss), which
+    // may touch the record too when a touch is due by the shortest
+    // interval any user has: never later than the user's own policy asks.
+    let ahead = touch.then(|| TouchIfDue {
+        at: now,
+        after: touch_interval(snap.shortest.idle_timeout),
+        within: snap.shortest,
+    });
+    let Lookup {
+        marks: global,
+        record,
+        touched,
+    } = shared.store.lookup(&key, ahead).await?;
+    let Some(mut record) = record else {
         return Ok(unknown(shared, snap, global, issued, now));
     };
     let user = shared
@@ -142,7 +149,7 @@ pub async fn check(
     }
     match verdict {
         Ok((user, due)) => {
-            if due && touch {
+            if due && touch && !touched {
                 shared.store.touch(&key, &record.user, now).await?;
             }
             Ok(Auth::Valid(Authed {

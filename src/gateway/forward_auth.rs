@@ -9,16 +9,15 @@
 
 use pingora::proxy::Session;
 
-use super::authenticate::{cookie_header, Auth, Authed};
+use super::authenticate::{Auth, Authed};
 use super::normalize::{normalize_host, normalize_target};
-use super::page_load::is_page_load;
 use super::pages::{login_required, not_in_group, problem};
 use super::redirect::login_url;
 use super::respond::Reply;
 use super::route_access::{judge, Verdict, STORE_DOWN};
 use super::routing::{find_route, under_prefix};
 use super::state::{Shared, Snapshot};
-use super::{peer_ip, RequestCtx};
+use super::RequestCtx;
 use crate::metrics::Outcome;
 use crate::session::EndReason;
 use crate::wire::forwarded::is_trusted;
@@ -46,7 +45,7 @@ async fn decide(
 ) -> (Outcome, Reply) {
     let req = session.req_header();
     let refuse = |status, code, message: &str| problem(snap, false, status, code, "", message);
-    if !is_trusted(peer_ip(session), &snap.settings.server.trusted_proxies) {
+    if !is_trusted(ctx.request.peer_ip, &snap.settings.server.trusted_proxies) {
         return (
             Outcome::ForwardAuthUntrusted,
             refuse(
@@ -82,7 +81,7 @@ async fn decide(
         .method
         .as_deref()
         .is_none_or(|m| m == "GET" || m == "HEAD");
-    ctx.page_load = original.style == Style::PassThrough && method_is_safe && is_page_load(req);
+    ctx.page_load = original.style == Style::PassThrough && method_is_safe && ctx.request.page_load;
     let rd = target.path_and_query();
 
     // The gateway's own pages check for themselves.
@@ -105,8 +104,7 @@ async fn decide(
     ctx.route = Some(index);
     ctx.target = Some(target);
 
-    let cookies = cookie_header(req);
-    match judge(shared, snap, route, cookies.as_deref()).await {
+    match judge(shared, snap, route, ctx.request.cookies()).await {
         Verdict::Allowed(authed)
         | Verdict::Public {
             authed: Some(authed),

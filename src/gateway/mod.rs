@@ -17,6 +17,7 @@ pub mod pending_login;
 pub mod redirect;
 pub mod refusal_delay;
 pub mod reload;
+pub mod request;
 pub mod respond;
 pub mod route_access;
 pub mod routing;
@@ -36,14 +37,13 @@ use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::upstreams::peer::HttpPeer;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::User;
 use crate::metrics::{Outcome, METRICS};
 use crate::session;
-use crate::wire::forwarded;
-use crate::wire::identity_headers::Identity;
 use normalize::Target;
 use state::{Shared, Snapshot};
 
@@ -53,7 +53,11 @@ pub struct RequestCtx {
     pub snapshot: Arc<Snapshot>,
     pub target: Option<Target>,
     pub route: Option<usize>,
-    pub identity: Option<Identity>,
+    /// Who the app is told the user is: the session's user, whose
+    /// identity header values are prepared once per users snapshot.
+    pub identity: Option<Arc<User>>,
+    /// The user of a request that is not forwarded with an identity (a
+    /// refusal, forward auth), for the log; see `username()`.
     pub user: Option<String>,
     /// Tell the browser to drop the session cookie with the app's response.
     pub clear_session_cookie: bool,
@@ -73,6 +77,9 @@ pub struct RequestCtx {
     pub upstream_ms: Option<u64>,
     /// The upstream chosen for this request.
     pub upstream: Option<SocketAddr>,
+    /// What the phases need from the request, read once at the start of
+    /// `request_filter` (`request.rs`).
+    pub request: request::Request,
     /// The route's upstreams this request has tried (bit i = upstream i).
     pub upstreams_tried: u64,
     /// A login route's upgrade: relayed, and closed when its session ends.
@@ -111,21 +118,6 @@ impl Gateway {
     }
 }
 
-/// The TCP peer's address.
-pub fn peer_ip(session: &Session) -> Option<IpAddr> {
-    session.client_addr()?.as_inet().map(|a| a.ip())
-}
-
-/// The client address the gateway believes (trusted proxies considered).
-pub fn client_ip(snap: &Snapshot, session: &Session) -> Option<IpAddr> {
-    let xff = upstream_request::forwarded_for(&session.req_header().headers);
-    forwarded::client_ip(
-        peer_ip(session),
-        &xff,
-        &snap.settings.server.trusted_proxies,
-    )
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -147,6 +139,7 @@ impl ProxyHttp for Gateway {
             upstream_sent: None,
             upstream_ms: None,
             upstream: None,
+            request: request::Request::default(),
             upstreams_tried: 0,
             websocket: None,
             inject: None,
@@ -307,7 +300,7 @@ impl ProxyHttp for Gateway {
             method = %session.req_header().method,
             path,
             status,
-            user = ctx.user.as_deref().unwrap_or("-"),
+            user = ctx.username().unwrap_or("-"),
             route = ctx.route.map_or(-1, |r| i64::try_from(r).unwrap_or(-1)),
             ms = ctx.started.elapsed().as_millis() as u64,
             upstream_ms = ctx.upstream_ms.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),

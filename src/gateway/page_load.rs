@@ -1,18 +1,22 @@
 //! Is this request a browser loading a page (answer with HTML, redirect to
 //! the login page) or a script (answer with JSON and a status)? Pure.
 
+use http::header::{HeaderName, ACCEPT};
 use http::request::Parts;
+
+/// Built once, not parsed on every request.
+static X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
 
 pub fn is_page_load(req: &Parts) -> bool {
     let safe_method = req.method == http::Method::GET || req.method == http::Method::HEAD;
-    let header = |name: &str| {
+    let header = |name: &HeaderName| {
         req.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
-    let xhr = header("x-requested-with").eq_ignore_ascii_case("xmlhttprequest");
-    let accept = header("accept");
+    let xhr = header(&X_REQUESTED_WITH).eq_ignore_ascii_case("xmlhttprequest");
+    let accept = header(&ACCEPT);
     safe_method && !xhr && accept.contains("text/html")
 }
 

@@ -109,7 +109,7 @@ pub fn begin(
     ctx: &RequestCtx,
 ) -> pingora::Result<Option<TagInserter>> {
     let settings = &ctx.snapshot.settings;
-    if !settings.ui.inject_session_script || ctx.user.is_none() {
+    if !settings.ui.inject_session_script || ctx.identity.is_none() {
         return Ok(None);
     }
     let login_route = ctx

@@ -5,8 +5,9 @@
 use pingora::proxy::Session;
 use std::sync::Arc;
 
+use super::request::Request;
+use super::respond::Reply;
 use super::state::{Shared, Snapshot};
-use super::{client_ip, respond::Reply};
 use crate::auth::User;
 use crate::config::OnDeviceLimit;
 use crate::metrics::{Login, METRICS};
@@ -39,6 +40,7 @@ pub async fn sign_in(
     shared: &Shared,
     snap: &Snapshot,
     session: &Session,
+    req: &Request,
     user: &Arc<User>,
     end_first: Option<SessionKey>,
 ) -> Result<SignIn, StoreError> {
@@ -51,7 +53,7 @@ pub async fn sign_in(
         user: user.username.clone(),
         created_at: now,
         last_seen: now,
-        client_ip: client_ip(snap, session),
+        client_ip: req.client_ip(),
         user_agent: user_agent(session),
         password_fingerprint: user.password_fingerprint,
         groups: user.groups.clone(),

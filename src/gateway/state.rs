@@ -27,6 +27,15 @@ pub struct Snapshot {
     limits: HashMap<String, UserLimits>,
     /// Those of a user in no group and without overrides.
     general: UserLimits,
+    /// The `[identity]` header names (user, email, name, groups) and the
+    /// assertion's, as Pingora takes them: made once per snapshot, not
+    /// copied per request.
+    pub identity_names: [bytes::Bytes; 4],
+    pub assertion_name: Option<bytes::Bytes>,
+    /// The shortest idle and absolute timeouts any user has: a store may
+    /// touch a record while reading it if a touch is due by these
+    /// (`SessionStore::lookup`), never later than the user's own.
+    pub shortest: crate::session::SessionPolicy,
     /// How to connect to each route's upstreams.
     pub peers: super::upstream_peer::RoutePeers,
 }
@@ -41,12 +50,41 @@ impl Snapshot {
             })
             .collect();
         let general = limits_for(&settings.session, &[], None);
+        let id = &settings.identity;
+        let identity_names = [
+            &id.user_header,
+            &id.email_header,
+            &id.name_header,
+            &id.groups_header,
+        ]
+        .map(|name| bytes::Bytes::from(name.clone()));
+        let assertion_name = id
+            .assertion
+            .as_ref()
+            .map(|a| bytes::Bytes::from(a.header.clone()));
+        // Group settings only ever shorten the timeouts.
+        let s = &settings.session;
+        let shortest = crate::session::SessionPolicy {
+            idle_timeout: s
+                .groups
+                .values()
+                .filter_map(|g| g.idle_timeout)
+                .fold(s.idle_timeout, Ord::min),
+            absolute_timeout: s
+                .groups
+                .values()
+                .filter_map(|g| g.absolute_timeout)
+                .fold(s.absolute_timeout, Ord::min),
+        };
         Snapshot {
             peers: super::upstream_peer::RoutePeers::new(&settings.routes),
             settings,
             users,
             limits,
             general,
+            shortest,
+            identity_names,
+            assertion_name,
         }
     }
 

@@ -1,15 +1,21 @@
 //! The upstream_request_filter phase: what the app receives. Inbound
 //! identity and forwarding headers are dropped in every spelling, the
 //! gateway's cookies are removed, the normalised path is sent, and the
-//! gateway's own identity and forwarding headers are added.
+//! gateway's own identity and forwarding headers are added. What it needs
+//! from the request was read once (`request.rs`); header names are
+//! pre-built and the identity values prepared per user, so a forwarded
+//! request formats only its addresses.
 
+use http::header::{HeaderValue, COOKIE, HOST};
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
+use std::net::IpAddr;
 
-use super::{peer_ip, RequestCtx};
+use super::request::{X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use super::RequestCtx;
 use crate::wire::cookie;
-use crate::wire::forwarded::{forwarded, Inbound};
-use crate::wire::identity_headers::{identity_headers, must_strip};
+use crate::wire::forwarded::{chain_text, is_trusted, told};
+use crate::wire::identity_headers::must_strip;
 
 pub fn rewrite(
     session: &Session,
@@ -17,41 +23,41 @@ pub fn rewrite(
     ctx: &RequestCtx,
     now: crate::clock::Timestamp,
 ) -> pingora::Result<()> {
-    let settings = &ctx.snapshot.settings;
+    let snap = &ctx.snapshot;
+    let settings = &snap.settings;
+    let request = &ctx.request;
 
     if let Some(target) = &ctx.target {
-        let uri = http::Uri::try_from(target.path_and_query()).map_err(|e| {
-            pingora::Error::explain(
-                pingora::ErrorType::InternalError,
-                format!("normalised path: {e}"),
-            )
-        })?;
-        req.set_uri(uri);
+        // Sent as it came when normalising changed nothing (the usual
+        // case): no new URI to build and parse.
+        let same = req.uri.scheme().is_none()
+            && req.uri.authority().is_none()
+            && req.uri.path() == target.path
+            && req.uri.query() == target.query.as_deref();
+        if !same {
+            let uri = http::Uri::try_from(target.path_and_query()).map_err(|e| {
+                pingora::Error::explain(
+                    pingora::ErrorType::InternalError,
+                    format!("normalised path: {e}"),
+                )
+            })?;
+            req.set_uri(uri);
+        }
     }
 
     // Read what a trusted proxy may have told us before stripping it; a
     // header sent on several lines counts as one comma-separated list.
-    let header = |name: &str| joined(&req.headers, name);
-    let (xff, proto, fwd_host) = (
-        forwarded_for(&req.headers),
-        header("x-forwarded-proto"),
-        header("x-forwarded-host"),
-    );
-    let host = header("host");
-    let fwd = forwarded(
-        peer_ip(session),
-        &settings.server.trusted_proxies,
-        &Inbound {
-            xff: &xff,
-            proto: proto.as_deref(),
-            host: fwd_host.as_deref(),
-        },
-        if super::https::over_tls(session) {
-            "https"
-        } else {
-            "http"
-        },
-        host.as_deref(),
+    let scheme = if super::https::over_tls(session) {
+        "https"
+    } else {
+        "http"
+    };
+    let (proto, fwd_host) = told(
+        is_trusted(request.peer_ip, &settings.server.trusted_proxies),
+        joined(&req.headers, &X_FORWARDED_PROTO),
+        joined(&req.headers, &X_FORWARDED_HOST),
+        HeaderValue::from_static(scheme),
+        joined(&req.headers, &HOST),
     );
 
     let doomed: Vec<http::HeaderName> = req
@@ -67,59 +73,112 @@ pub fn rewrite(
     // Every `Cookie` line goes; what is left of them comes back as one,
     // without any cookie the gateway may have set. A value that cannot be
     // rebuilt is dropped rather than forwarded as it came.
-    if let Some(all) = super::authenticate::cookie_header(req) {
-        req.remove_header(&http::header::COOKIE);
-        let rest = cookie::without(&all, &cookie::GATEWAY_COOKIES)
-            .and_then(|rest| http::HeaderValue::from_bytes(&rest).ok());
+    if let Some(all) = request.cookies() {
+        req.remove_header(&COOKIE);
+        let rest = cookie::without(all, &cookie::GATEWAY_COOKIES)
+            .and_then(|rest| HeaderValue::from_bytes(&rest).ok());
         if let Some(rest) = rest {
-            req.insert_header(http::header::COOKIE, rest)?;
+            req.insert_header(COOKIE, rest)?;
         }
     }
 
-    if let Some(identity) = &ctx.identity {
-        for (name, value) in identity_headers(identity, &settings.identity) {
-            let value = http::HeaderValue::from_bytes(value.as_bytes()).map_err(|e| {
-                pingora::Error::explain(
-                    pingora::ErrorType::InternalError,
-                    format!("identity header: {e}"),
-                )
-            })?;
-            req.insert_header(name.to_string(), value)?;
+    if let Some(user) = &ctx.identity {
+        for (name, value) in user.identity_values().with_names(&snap.identity_names) {
+            req.insert_header(name.clone(), value.clone())?;
         }
-        if let Some(a) = &settings.identity.assertion {
-            let value = super::assertion::assertion(identity, &a.key, now);
-            req.insert_header(a.header.clone(), value)?;
+        if let (Some(a), Some(name)) = (&settings.identity.assertion, &snap.assertion_name) {
+            let identity = super::authenticate::identity_of(user);
+            let value = super::assertion::assertion(&identity, &a.key, now);
+            req.insert_header(name.clone(), value)?;
         }
     }
-    req.insert_header("X-Forwarded-For", fwd.for_)?;
-    req.insert_header("X-Forwarded-Proto", fwd.proto)?;
-    if let Some(h) = fwd.host {
+    req.insert_header("X-Forwarded-For", chain_value(&request.chain)?)?;
+    req.insert_header("X-Forwarded-Proto", proto)?;
+    if let Some(h) = fwd_host {
         req.insert_header("X-Forwarded-Host", h)?;
     }
-    if let Some(ip) = fwd.client {
-        req.insert_header("X-Real-IP", ip.to_string())?;
+    if let Some(ip) = request.client_ip() {
+        req.insert_header("X-Real-IP", ip_value(ip)?)?;
     }
     Ok(())
 }
 
-/// All values of a header, joined with ", "; `None` if absent.
-pub fn joined(headers: &http::HeaderMap, name: &str) -> Option<String> {
-    let values: Vec<&str> = headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.join(", "))
+/// All values of a header that are text, joined with ", "; `None` if
+/// there are none. One line is passed on as it came, not copied.
+pub fn joined(headers: &http::HeaderMap, name: &http::HeaderName) -> Option<HeaderValue> {
+    let mut values = headers.get_all(name).iter().filter(|v| v.to_str().is_ok());
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(first.clone());
+    };
+    let mut all = first.as_bytes().to_vec();
+    for v in std::iter::once(second).chain(values) {
+        all.extend_from_slice(b", ");
+        all.extend_from_slice(v.as_bytes());
+    }
+    HeaderValue::from_bytes(&all).ok()
 }
 
-/// Every `X-Forwarded-For` line, joined with `,`, as the bytes arrived: a
-/// line that is not UTF-8 stays in the chain (as a hop nobody can read)
-/// rather than vanishing and letting the walk skip past it.
-pub fn forwarded_for(headers: &http::HeaderMap) -> Vec<u8> {
-    let lines: Vec<&[u8]> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(http::HeaderValue::as_bytes)
-        .collect();
-    lines.join(&b","[..])
+/// A short text formatted on the stack, then copied once into a value.
+struct Stack {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl std::fmt::Write for Stack {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+fn value_of(
+    write: impl Fn(&mut dyn std::fmt::Write) -> std::fmt::Result,
+) -> pingora::Result<HeaderValue> {
+    let mut stack = Stack {
+        buf: [0; 256],
+        len: 0,
+    };
+    let bytes = if write(&mut stack).is_ok() {
+        stack.buf.get(..stack.len).map(<[u8]>::to_vec)
+    } else {
+        None
+    };
+    // A chain longer than the stack buffer: formatted on the heap.
+    let bytes = match bytes {
+        Some(b) => b,
+        None => {
+            let mut s = String::new();
+            let _ = write(&mut s);
+            s.into_bytes()
+        }
+    };
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(bytes)).map_err(|e| {
+        pingora::Error::explain(
+            pingora::ErrorType::InternalError,
+            format!("forwarding header: {e}"),
+        )
+    })
+}
+
+/// `X-Forwarded-For`: the believed hops, client first.
+fn chain_value(chain: &[IpAddr]) -> pingora::Result<HeaderValue> {
+    value_of(|out| chain_text(chain, &mut FmtRef(out)))
+}
+
+/// `X-Real-IP`: the believed client.
+fn ip_value(ip: IpAddr) -> pingora::Result<HeaderValue> {
+    value_of(|out| write!(out, "{ip}"))
+}
+
+/// `chain_text` takes a sized writer.
+struct FmtRef<'a>(&'a mut dyn std::fmt::Write);
+
+impl std::fmt::Write for FmtRef<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write_str(s)
+    }
 }

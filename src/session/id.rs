@@ -25,11 +25,7 @@ impl SessionId {
 
     /// Accepts a cookie value only if it has the shape of an ID.
     pub fn parse(value: &str) -> Option<Self> {
-        let ok = value.len() == ID_CHARS
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| SessionId(value.to_string()))
+        has_id_shape(value).then(|| SessionId(value.to_string()))
     }
 
     /// The bare ID (also accepted as a cookie value).
@@ -53,12 +49,33 @@ impl SessionId {
         Some((SessionId::parse(id)?, issued))
     }
 
-    pub fn key(&self) -> SessionKey {
-        let digest = ring::digest::digest(&ring::digest::SHA256, self.0.as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest.as_ref());
-        SessionKey(out)
+    /// Like `parse_cookie`, but only the key: what a request's session
+    /// check needs, without a copy of the secret.
+    pub fn cookie_key(value: &str) -> Option<(SessionKey, Option<Timestamp>)> {
+        let (id, issued) = match value.split_once('.') {
+            Some((id, t)) => (id, t.parse().ok().map(Timestamp::from_millis)),
+            None => (value, None),
+        };
+        has_id_shape(id).then(|| (key_of(id), issued))
     }
+
+    pub fn key(&self) -> SessionKey {
+        key_of(&self.0)
+    }
+}
+
+fn has_id_shape(value: &str) -> bool {
+    value.len() == ID_CHARS
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn key_of(id: &str) -> SessionKey {
+    let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    SessionKey(out)
 }
 
 /// SHA-256 of a session ID: what stores and logs see.
@@ -126,6 +143,21 @@ mod tests {
                 .1,
             None
         );
+    }
+
+    #[test]
+    fn a_cookie_key_is_the_key_of_the_id_it_carries() {
+        let id = SessionId::generate(&SystemRandom::new()).unwrap();
+        let value = id.cookie_value(Timestamp::from_millis(1234));
+        assert_eq!(
+            SessionId::cookie_key(&value),
+            Some((id.key(), Some(Timestamp::from_millis(1234))))
+        );
+        assert_eq!(
+            SessionId::cookie_key(id.as_cookie_value()),
+            Some((id.key(), None))
+        );
+        assert_eq!(SessionId::cookie_key("short.123"), None);
     }
 
     #[test]

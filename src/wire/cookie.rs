@@ -82,12 +82,23 @@ pub fn find<'a>(header: &'a [u8], name: &'a str) -> Option<&'a str> {
 
 /// The `Cookie` header without the named cookies, every other pair byte
 /// for byte as sent; `None` when nothing is left.
+/// Allocates only when something is kept (one buffer, written once).
 pub fn without(header: &[u8], names: &[&str]) -> Option<Vec<u8>> {
-    let kept: Vec<&[u8]> = pairs(header)
-        .filter(|p| !names.iter().any(|n| p.name == n.as_bytes()))
-        .map(|p| p.raw)
-        .collect();
-    (!kept.is_empty()).then(|| kept.join(&b"; "[..]))
+    let mut kept: Option<Vec<u8>> = None;
+    for p in pairs(header).filter(|p| !names.iter().any(|n| p.name == n.as_bytes())) {
+        match &mut kept {
+            None => {
+                let mut out = Vec::with_capacity(header.len());
+                out.extend_from_slice(p.raw);
+                kept = Some(out);
+            }
+            Some(out) => {
+                out.extend_from_slice(b"; ");
+                out.extend_from_slice(p.raw);
+            }
+        }
+    }
+    kept
 }
 
 /// `Set-Cookie` for one of the gateway's cookies: HttpOnly, SameSite=Lax,

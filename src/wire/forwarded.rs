@@ -105,28 +105,57 @@ pub fn forwarded(
     host: Option<&str>,
 ) -> Forwarded {
     let chain = believed_chain(peer, inbound.xff, trusted);
-    let for_ = if chain.is_empty() {
-        "unknown".to_string()
-    } else {
-        let list: Vec<String> = chain.iter().map(IpAddr::to_string).collect();
-        list.join(", ")
-    };
+    let mut for_ = String::new();
+    // Writing to a String cannot fail.
+    let _ = chain_text(&chain, &mut for_);
     let client = chain.first().copied();
-    if is_trusted(peer, trusted) {
-        Forwarded {
-            for_,
-            client,
-            proto: inbound.proto.unwrap_or(scheme).to_string(),
-            host: inbound.host.or(host).map(str::to_string),
-        }
-    } else {
-        Forwarded {
-            for_,
-            client,
-            proto: scheme.to_string(),
-            host: host.map(str::to_string),
-        }
+    let (proto, host) = told(
+        is_trusted(peer, trusted),
+        inbound.proto,
+        inbound.host,
+        scheme,
+        host,
+    );
+    Forwarded {
+        for_,
+        client,
+        proto: proto.to_string(),
+        host: host.map(str::to_string),
     }
+}
+
+/// The proto and host the app is told: a trusted peer's own values where
+/// it sent them, otherwise what the gateway saw. Generic over how the
+/// values are held, so the proxy path can pass header values through
+/// without copying them.
+pub fn told<T>(
+    trusted_peer: bool,
+    inbound_proto: Option<T>,
+    inbound_host: Option<T>,
+    scheme: T,
+    host: Option<T>,
+) -> (T, Option<T>) {
+    if trusted_peer {
+        (inbound_proto.unwrap_or(scheme), inbound_host.or(host))
+    } else {
+        (scheme, host)
+    }
+}
+
+/// `X-Forwarded-For` for a believed chain (`believed_chain`): the hops,
+/// client first, joined with `, ` (as `forwarded` writes it), or
+/// `unknown` without a peer address.
+pub fn chain_text(chain: &[IpAddr], out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    if chain.is_empty() {
+        return out.write_str("unknown");
+    }
+    for (i, ip) in chain.iter().enumerate() {
+        if i > 0 {
+            out.write_str(", ")?;
+        }
+        write!(out, "{ip}")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -119,6 +119,77 @@ pub fn identity_headers<'a>(
     out
 }
 
+/// A user's identity header values as they go on the wire, made once per
+/// user (see `Prepared`), never per request. A value holding a control
+/// character is `None`: left out rather than forwarded, as
+/// `identity_headers` does.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityValues {
+    pub user: Option<http::HeaderValue>,
+    pub email: Option<http::HeaderValue>,
+    pub name: Option<http::HeaderValue>,
+    /// The groups, comma-separated; `None` for a user in no group.
+    pub groups: Option<http::HeaderValue>,
+}
+
+impl IdentityValues {
+    pub fn of(user: &str, email: Option<&str>, name: Option<&str>, groups: &[String]) -> Self {
+        let value = |v: &str| {
+            if v.chars().any(char::is_control) {
+                return None;
+            }
+            http::HeaderValue::from_str(v).ok()
+        };
+        IdentityValues {
+            user: value(user),
+            email: email.and_then(value),
+            name: name.and_then(value),
+            groups: (!groups.is_empty())
+                .then(|| groups.join(","))
+                .and_then(|g| value(&g)),
+        }
+    }
+
+    /// The values beside the configured header names, in the order
+    /// `identity_headers` gives them, the absent ones left out.
+    pub fn with_names<'a, N>(
+        &'a self,
+        names: &'a [N; 4],
+    ) -> impl Iterator<Item = (&'a N, &'a http::HeaderValue)> {
+        [&self.user, &self.email, &self.name, &self.groups]
+            .into_iter()
+            .zip(names)
+            .filter_map(|(value, name)| value.as_ref().map(|v| (name, v)))
+    }
+}
+
+/// A user's `IdentityValues`, made the first time a request of theirs is
+/// forwarded and then kept as long as the `User` is (a users file reload
+/// or a refresh from the app's database makes new `User`s, so new values).
+/// It says nothing of its own: two users are equal whatever it holds.
+#[derive(Clone, Default)]
+pub struct Prepared(std::sync::OnceLock<IdentityValues>);
+
+impl Prepared {
+    pub fn get_or_init(&self, make: impl FnOnce() -> IdentityValues) -> &IdentityValues {
+        self.0.get_or_init(make)
+    }
+}
+
+impl PartialEq for Prepared {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Prepared {}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prepared")
+    }
+}
+
 /// The identity headers of a forward-auth answer: every configured name,
 /// always, empty when nobody is signed in (or a value cannot be sent). A
 /// proxy copying a header the answer lacks may send the app a placeholder

@@ -115,6 +115,7 @@ impl UserDb {
                 groups: groups.into(),
                 max_devices: e.max_devices,
                 disabled: e.disabled.unwrap_or(false),
+                identity_values: Default::default(),
             });
         }
         if sink.is_empty() {

@@ -79,6 +79,7 @@ fn user(username: String, password: String) -> User {
         groups: Vec::new().into(),
         max_devices: None,
         disabled: false,
+        identity_values: Default::default(),
     }
 }
 

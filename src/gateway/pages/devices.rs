@@ -10,6 +10,7 @@ use super::{forged, require_session, store_refused, Reply, View};
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::{end_counted, end_session, Authed};
 use crate::gateway::device_label;
+use crate::gateway::request::Request;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::metrics::StoreOp;
 use crate::session::store::UserSessions;
@@ -67,9 +68,9 @@ pub fn device_list(
         .collect()
 }
 
-pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
+pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
     let view = View::new(snap, session.req_header());
-    let authed = match require_session(shared, snap, session, "/devices").await {
+    let authed = match require_session(shared, snap, session, req, "/devices").await {
         Ok(a) => a,
         Err(reply) => return reply,
     };
@@ -103,6 +104,7 @@ pub async fn revoke(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
     others: bool,
 ) -> pingora::Result<Reply> {
     let view = View::new(snap, session.req_header());
@@ -110,7 +112,7 @@ pub async fn revoke(
         Ok(form) => form,
         Err(reply) => return Ok(reply),
     };
-    let authed = match require_session(shared, snap, session, "/devices").await {
+    let authed = match require_session(shared, snap, session, req, "/devices").await {
         Ok(a) => a,
         Err(reply) => return Ok(reply),
     };
@@ -174,8 +176,8 @@ async fn end_other(
 }
 
 /// GET `/session`: who is signed in and for how long; never a touch.
-pub async fn status(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
-    match require_session(shared, snap, session, "/session").await {
+pub async fn status(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
+    match require_session(shared, snap, session, req, "/session").await {
         Ok(authed) => super::session_status::reply(shared, snap, &authed, authed.record.last_seen),
         Err(reply) => reply,
     }

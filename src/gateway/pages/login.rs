@@ -16,10 +16,10 @@ use super::remembered_user;
 use super::{busy, device_list, Reply, View};
 use crate::auth::{User, UserSource};
 use crate::config::OnDeviceLimit;
-use crate::gateway::authenticate::{cookie_header, read_cookie};
-use crate::gateway::client_ip;
+use crate::gateway::authenticate::read_cookie;
 use crate::gateway::pending_login::{self, PendingLogin};
 use crate::gateway::redirect::{login_url, safe_redirect};
+use crate::gateway::request::Request;
 use crate::gateway::sign_in::{sign_in, signed_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::store_refusal;
@@ -50,9 +50,8 @@ impl Nonce {
     }
 }
 
-fn existing_nonce(snap: &Snapshot, session: &Session) -> Option<Nonce> {
-    let cookies = cookie_header(session.req_header())?;
-    let value = cookie::find(&cookies, snap.settings.session.csrf_cookie_name())?;
+fn existing_nonce(snap: &Snapshot, req: &Request) -> Option<Nonce> {
+    let value = cookie::find(req.cookies()?, snap.settings.session.csrf_cookie_name())?;
     let ok = value.len() == 43
         && value
             .bytes()
@@ -75,8 +74,8 @@ fn fresh_nonce(shared: &Shared, snap: &Snapshot) -> Option<Nonce> {
     })
 }
 
-fn nonce(shared: &Shared, snap: &Snapshot, session: &Session) -> Option<Nonce> {
-    existing_nonce(snap, session).or_else(|| fresh_nonce(shared, snap))
+fn nonce(shared: &Shared, snap: &Snapshot, req: &Request) -> Option<Nonce> {
+    existing_nonce(snap, req).or_else(|| fresh_nonce(shared, snap))
 }
 
 fn unavailable(view: &View) -> Reply {
@@ -125,7 +124,7 @@ fn login_page(shared: &Shared, view: &View, nonce: &Nonce, form: Form, status: u
     nonce.attach(Reply::html(status, html))
 }
 
-pub fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
+pub fn show(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
     let view = View::new(snap, session.req_header());
     let query = session.req_header().uri.query().unwrap_or("");
     let mut rd = "/".to_string();
@@ -137,11 +136,11 @@ pub fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
             _ => {}
         }
     }
-    let Some(nonce) = nonce(shared, snap, session) else {
+    let Some(nonce) = nonce(shared, snap, req) else {
         return unavailable(&view);
     };
     // After a session ended the user only retypes the password.
-    let username = remembered_user::recall(&snap.settings.session, session.req_header());
+    let username = remembered_user::recall(&snap.settings.session, req.cookies());
     let form = Form {
         rd: &rd,
         username: username.as_deref().unwrap_or(""),
@@ -156,6 +155,7 @@ pub async fn submit(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
 ) -> pingora::Result<Reply> {
     let view = View::new(snap, session.req_header());
     let form = match read_form(&view, session).await? {
@@ -164,13 +164,13 @@ pub async fn submit(
     };
     let field = |name: &str| form.get(name);
     let rd = safe_redirect(field("rd")).unwrap_or("/").to_string();
-    let nonce = match checked_nonce(shared, &view, session, field("csrf_token"), &rd) {
+    let nonce = match checked_nonce(shared, &view, req, field("csrf_token"), &rd) {
         Ok(n) => n,
         Err(reply) => return Ok(reply),
     };
 
     let username = field("username");
-    let ip = client_ip(snap, session);
+    let ip = req.client_ip();
     // A ban is checked before the user is looked up, so a banned name or
     // address costs the app's database nothing.
     let (found, checked) = match refuse_if_banned(shared, snap, username, ip, "login").await {
@@ -222,14 +222,13 @@ pub async fn submit(
     };
 
     // A new ID on every login; the session this browser had is ended.
-    let cookies = cookie_header(session.req_header());
-    if let Some(old) = read_cookie(snap, cookies.as_deref()).and_then(|c| c.key) {
+    if let Some(old) = read_cookie(snap, req.cookies()).and_then(|c| c.key) {
         // The store's outage lines cover a failure here; the login goes on.
         if let Err(e) = shared.store.remove(&old).await {
             tracing::debug!("could not end the previous session {old}: {e}");
         }
     }
-    finish(shared, &view, session, &nonce, user, &rd, None).await
+    finish(shared, &view, session, req, &nonce, user, &rd, None).await
 }
 
 /// Starts the session (and remembers the name for the next login form),
@@ -238,13 +237,14 @@ async fn finish(
     shared: &Shared,
     view: &View<'_>,
     session: &Session,
+    req: &Request,
     nonce: &Nonce,
     user: &Arc<User>,
     rd: &str,
     end_first: Option<SessionKey>,
 ) -> pingora::Result<Reply> {
     let snap = view.snap;
-    let live = match sign_in(shared, snap, session, user, end_first).await {
+    let live = match sign_in(shared, snap, session, req, user, end_first).await {
         Err(e) => return Ok(store_unavailable(shared, view, &e)),
         Ok(SignIn::Done { set_cookie, .. }) => {
             let remember = remembered_user::remember(&snap.settings.session, &user.username);
@@ -317,6 +317,7 @@ pub async fn choose(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
 ) -> pingora::Result<Reply> {
     let view = View::new(snap, session.req_header());
     let form = match read_form(&view, session).await? {
@@ -324,12 +325,12 @@ pub async fn choose(
         Err(reply) => return Ok(reply),
     };
     let field = |name: &str| form.get(name);
-    let nonce = match checked_nonce(shared, &view, session, field("csrf_token"), "/") {
+    let nonce = match checked_nonce(shared, &view, req, field("csrf_token"), "/") {
         Ok(n) => n,
         Err(reply) => return Ok(reply),
     };
     let now = shared.clock.now();
-    let remembered = remembered_user::recall(&snap.settings.session, session.req_header());
+    let remembered = remembered_user::recall(&snap.settings.session, req.cookies());
     let refused = |why: &str| {
         tracing::info!(target: "gatehouse::audit", event = "login_refused", cause = why, "device choice refused");
         let form = Form {
@@ -365,7 +366,17 @@ pub async fn choose(
         return Ok(refused("user_changed"));
     };
     let victim = SessionKey::from_hex(field("device"));
-    finish(shared, &view, session, &nonce, user, &pending.rd, victim).await
+    finish(
+        shared,
+        &view,
+        session,
+        req,
+        &nonce,
+        user,
+        &pending.rd,
+        victim,
+    )
+    .await
 }
 
 /// The login nonce, if the submitted CSRF token matches it; otherwise the
@@ -373,12 +384,12 @@ pub async fn choose(
 fn checked_nonce(
     shared: &Shared,
     view: &View,
-    session: &Session,
+    req: &Request,
     token: &str,
     rd: &str,
 ) -> Result<Nonce, Reply> {
     let snap = view.snap;
-    let existing = existing_nonce(snap, session);
+    let existing = existing_nonce(snap, req);
     let ok = existing.as_ref().is_some_and(|n| {
         shared
             .signer

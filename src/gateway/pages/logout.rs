@@ -7,8 +7,9 @@ use pingora::proxy::Session;
 use super::form::read_form;
 use super::remembered_user;
 use super::{forged, store_refused, Reply, View};
-use crate::gateway::authenticate::{authenticate, cookie_header, end_session, Auth};
+use crate::gateway::authenticate::{authenticate, end_session, Auth};
 use crate::gateway::redirect::login_url;
+use crate::gateway::request::Request;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::metrics::StoreOp;
 use crate::session::EndReason;
@@ -35,10 +36,9 @@ fn signed_out(snap: &Snapshot, clear_site_data: bool) -> Reply {
     }
 }
 
-pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
+pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
     let view = View::new(snap, session.req_header());
-    let cookies = cookie_header(session.req_header());
-    let authed = match authenticate(shared, snap, cookies.as_deref(), false).await {
+    let authed = match authenticate(shared, snap, req.cookies(), false).await {
         Ok(Auth::Valid(a)) => a,
         Ok(_) => return signed_out(snap, false),
         Err(e) => return store_refused(shared, &view, StoreOp::Logout, &e),
@@ -56,14 +56,14 @@ pub async fn submit(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
 ) -> pingora::Result<Reply> {
     let view = View::new(snap, session.req_header());
     let form = match read_form(&view, session).await? {
         Ok(form) => form,
         Err(reply) => return Ok(reply),
     };
-    let cookies = cookie_header(session.req_header());
-    let authed = match authenticate(shared, snap, cookies.as_deref(), false).await {
+    let authed = match authenticate(shared, snap, req.cookies(), false).await {
         Ok(Auth::Valid(a)) => a,
         // Nothing to end: just make sure the browser forgets the cookie.
         Ok(_) => return Ok(signed_out(snap, true)),

@@ -16,9 +16,9 @@ pub use view::View;
 
 use pingora::proxy::Session;
 
-use super::authenticate::{authenticate, cookie_header, Auth, Authed};
-use super::page_load::is_page_load;
+use super::authenticate::{authenticate, Auth, Authed};
 use super::redirect::login_url;
+use super::request::Request;
 use super::respond::Reply;
 use super::state::{Shared, Snapshot};
 use super::store_refusal::{self, Unanswered};
@@ -30,6 +30,7 @@ pub async fn serve(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
     sub: &str,
 ) -> pingora::Result<Reply> {
     let method = session.req_header().method.clone();
@@ -38,23 +39,25 @@ pub async fn serve(
     let delay = snap.settings.login.failure_delay;
     let held = &shared.refusal_delay;
     let reply = match (method.as_str(), sub) {
-        ("GET" | "HEAD", "/login") => login::show(shared, snap, session),
+        ("GET" | "HEAD", "/login") => login::show(shared, snap, session, req),
         ("POST", "/login") => {
-            held.hold_refusals(delay, login::submit(shared, snap, session))
+            held.hold_refusals(delay, login::submit(shared, snap, session, req))
                 .await?
         }
-        ("POST", "/login/choose") => login::choose(shared, snap, session).await?,
-        ("GET" | "HEAD", "/logout") => logout::show(shared, snap, session).await,
-        ("POST", "/logout") => logout::submit(shared, snap, session).await?,
-        ("GET" | "HEAD", "/session") => devices::status(shared, snap, session).await,
+        ("POST", "/login/choose") => login::choose(shared, snap, session, req).await?,
+        ("GET" | "HEAD", "/logout") => logout::show(shared, snap, session, req).await,
+        ("POST", "/logout") => logout::submit(shared, snap, session, req).await?,
+        ("GET" | "HEAD", "/session") => devices::status(shared, snap, session, req).await,
         ("GET" | "HEAD", "/session.js") => session_script::serve(snap, session.req_header()),
-        ("POST", "/session/extend") => session_status::extend(shared, snap, session).await,
-        ("GET" | "HEAD", "/devices") => devices::show(shared, snap, session).await,
-        ("POST", "/devices/revoke") => devices::revoke(shared, snap, session, false).await?,
-        ("POST", "/devices/revoke-others") => devices::revoke(shared, snap, session, true).await?,
-        ("GET" | "HEAD", "/password") => password::show(shared, snap, session).await,
+        ("POST", "/session/extend") => session_status::extend(shared, snap, session, req).await,
+        ("GET" | "HEAD", "/devices") => devices::show(shared, snap, session, req).await,
+        ("POST", "/devices/revoke") => devices::revoke(shared, snap, session, req, false).await?,
+        ("POST", "/devices/revoke-others") => {
+            devices::revoke(shared, snap, session, req, true).await?
+        }
+        ("GET" | "HEAD", "/password") => password::show(shared, snap, session, req).await,
         ("POST", "/password") => {
-            held.hold_refusals(delay, password::submit(shared, snap, session))
+            held.hold_refusals(delay, password::submit(shared, snap, session, req))
                 .await?
         }
         ("GET" | "HEAD", "/assets/gatehouse.css") => Reply::asset(
@@ -103,10 +106,10 @@ pub async fn require_session(
     shared: &Shared,
     snap: &Snapshot,
     session: &Session,
+    req: &Request,
     back_to: &str,
 ) -> Result<Authed, Reply> {
-    let cookies = cookie_header(session.req_header());
-    let auth = authenticate(shared, snap, cookies.as_deref(), false)
+    let auth = authenticate(shared, snap, req.cookies(), false)
         .await
         .map_err(|e| {
             let view = View::new(snap, session.req_header());
@@ -117,12 +120,7 @@ pub async fn require_session(
         other => {
             let prefix = &snap.settings.server.prefix;
             let rd = format!("{prefix}{back_to}");
-            Err(login_required(
-                snap,
-                is_page_load(session.req_header()),
-                &rd,
-                &other,
-            ))
+            Err(login_required(snap, req.page_load, &rd, &other))
         }
     }
 }

@@ -11,7 +11,7 @@ use super::form::read_form;
 use super::{busy, forged, require_session, store_down, store_refused, Reply, View};
 use crate::auth::file::edit;
 use crate::gateway::authenticate::{end_counted, end_session, Authed};
-use crate::gateway::client_ip;
+use crate::gateway::request::Request;
 use crate::gateway::sign_in::{sign_in, SignIn};
 use crate::gateway::state::{Shared, Snapshot};
 use crate::gateway::throttle::{ban_minutes, check_password, retry_after, Checked};
@@ -51,12 +51,12 @@ fn owned_by_the_app(shared: &Shared, view: &View) -> Option<Reply> {
     })
 }
 
-pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
+pub async fn show(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
     let view = View::new(snap, session.req_header());
     if let Some(reply) = owned_by_the_app(shared, &view) {
         return reply;
     }
-    match require_session(shared, snap, session, "/password").await {
+    match require_session(shared, snap, session, req, "/password").await {
         Ok(authed) => form(shared, &view, &authed, None, 200),
         Err(reply) => reply,
     }
@@ -66,6 +66,7 @@ pub async fn submit(
     shared: &Shared,
     snap: &Snapshot,
     session: &mut Session,
+    req: &Request,
 ) -> pingora::Result<Reply> {
     let view = View::new(snap, session.req_header());
     if let Some(reply) = owned_by_the_app(shared, &view) {
@@ -76,7 +77,7 @@ pub async fn submit(
         Err(reply) => return Ok(reply),
     };
     let field = |name: &str| posted.get(name);
-    let authed = match require_session(shared, snap, session, "/password").await {
+    let authed = match require_session(shared, snap, session, req, "/password").await {
         Ok(a) => a,
         Err(reply) => return Ok(reply),
     };
@@ -106,7 +107,7 @@ pub async fn submit(
     }
     // The current password is checked like a login: throttled, counted,
     // audited, and not checked at all while the user or address is banned.
-    let ip = client_ip(snap, session);
+    let ip = req.client_ip();
     let username = &authed.user.username;
     match check_password(
         shared,
@@ -171,7 +172,7 @@ pub async fn submit(
     let Some(user) = fresh.users.get(&username) else {
         return Ok(not_saved(&view, "the user vanished from the users file"));
     };
-    let set_cookie = match sign_in(shared, &fresh, session, user, None).await {
+    let set_cookie = match sign_in(shared, &fresh, session, req, user, None).await {
         Ok(SignIn::Done { set_cookie, .. }) => set_cookie,
         Ok(SignIn::Full { .. }) => return Ok(store_down(&view)),
         Err(e) => return Ok(store_refused(shared, &view, StoreOp::OwnPage, &e)),

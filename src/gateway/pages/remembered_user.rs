@@ -6,11 +6,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use pingora::http::RequestHeader;
 use std::time::Duration;
 
 use crate::config::SessionSettings;
-use crate::gateway::authenticate::cookie_header;
 use crate::wire::cookie;
 
 /// Long enough to outlast a holiday; the name is no secret.
@@ -41,10 +39,11 @@ pub fn forget(s: &SessionSettings) -> String {
     cookie::clear(name(s), s.cookie_secure)
 }
 
-/// The remembered name, if the browser sent a well-formed one.
-pub fn recall(s: &SessionSettings, req: &RequestHeader) -> Option<String> {
-    let header = cookie_header(req)?;
-    let value = cookie::find(&header, name(s))?;
+/// The remembered name, if the browser sent a well-formed one (`cookies`:
+/// the request's Cookie lines as one value, as `gateway/request.rs` read
+/// them).
+pub fn recall(s: &SessionSettings, cookies: Option<&[u8]>) -> Option<String> {
+    let value = cookie::find(cookies?, name(s))?;
     if value.len() > MAX_NAME * 4 / 3 + 4 {
         return None;
     }

@@ -11,6 +11,7 @@ use pingora::proxy::Session;
 
 use super::logout::CSRF_PURPOSE as LOGOUT_CSRF_PURPOSE;
 use super::{problem, require_session, store_refused, Reply, View};
+use crate::gateway::request::Request;
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::Authed;
 use crate::gateway::state::{Shared, Snapshot};
@@ -69,9 +70,8 @@ pub fn cross_site(req: &http::request::Parts) -> Option<&'static str> {
 
 /// POST `/session/extend`: touch the session now (not only when due), and
 /// answer its new status; 401 with the reason if it is over.
-pub async fn extend(shared: &Shared, snap: &Snapshot, session: &Session) -> Reply {
-    let req = session.req_header();
-    if let Some(why) = cross_site(req) {
+pub async fn extend(shared: &Shared, snap: &Snapshot, session: &Session, req: &Request) -> Reply {
+    if let Some(why) = cross_site(session.req_header()) {
         tracing::info!(target: "gatehouse::audit", event = "extend_refused", cause = why, "session extend refused: cross-site");
         return problem(
             snap,
@@ -82,7 +82,7 @@ pub async fn extend(shared: &Shared, snap: &Snapshot, session: &Session) -> Repl
             "That request did not come from this site.",
         );
     }
-    let authed = match require_session(shared, snap, session, "/session").await {
+    let authed = match require_session(shared, snap, session, req, "/session").await {
         Ok(a) => a,
         Err(reply) => return reply,
     };

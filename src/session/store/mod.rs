@@ -78,6 +78,28 @@ pub fn least_recent_first(list: &mut UserSessions) {
     list.sort_by_key(|(k, r)| (r.last_seen, r.created_at, *k));
 }
 
+/// A touch the store may make while it reads a record for a request
+/// (`lookup`): write `last_seen = at` if the record is not ended, was last
+/// seen `after` or longer before `at`, and is within `within`'s timeouts
+/// (the shortest any user has), so that a session over its own timeouts
+/// is never made to look alive.
+#[derive(Debug, Clone, Copy)]
+pub struct TouchIfDue {
+    pub at: Timestamp,
+    pub after: Duration,
+    pub within: SessionPolicy,
+}
+
+/// What a request's session check reads, in one go.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub marks: Watermarks,
+    /// The record as it was before any touch of this lookup.
+    pub record: Option<Arc<SessionRecord>>,
+    /// Whether the lookup also touched the record.
+    pub touched: bool,
+}
+
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Counts the user's live sessions and inserts, as one atomic step:
@@ -123,6 +145,23 @@ pub trait SessionStore: Send + Sync {
     /// The global watermarks (restart, revoke-all); `scheduled` is unset
     /// here: schedules are evaluated from configuration.
     async fn watermarks(&self) -> Result<Watermarks, StoreError>;
+    /// The watermarks and a session's record, for a request; with
+    /// `touch`, the record may be touched in the same step (a store whose
+    /// every read is a round trip makes the three one). By default the
+    /// two reads, and no touch: the caller touches when due.
+    async fn lookup(
+        &self,
+        key: &SessionKey,
+        _touch: Option<TouchIfDue>,
+    ) -> Result<Lookup, StoreError> {
+        let marks = self.watermarks().await?;
+        let record = self.get(key).await?;
+        Ok(Lookup {
+            marks,
+            record,
+            touched: false,
+        })
+    }
     /// Signs out every session created before `before`, by moving a
     /// watermark (`Restart` or `Revoked`); never moves one back. Returns
     /// the sessions held at the time, for the audit line.

@@ -29,7 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    least_recent_first, Admission, DeviceLimit, OnFull, SessionStore, StoreError, UserSessions,
+    least_recent_first, Admission, DeviceLimit, Lookup, OnFull, SessionStore, StoreError,
+    TouchIfDue, UserSessions,
 };
 use crate::clock::Timestamp;
 use crate::outage::Outage;
@@ -65,6 +66,7 @@ struct Scripts {
     raise_mark: Script,
     failure: Script,
     ban: Script,
+    lookup: Script,
 }
 
 struct Inner {
@@ -112,6 +114,7 @@ impl RedisStore {
                 raise_mark: Script::new(scripts::RAISE_MARK),
                 failure: Script::new(scripts::FAILURE),
                 ban: Script::new(scripts::BAN),
+                lookup: Script::new(scripts::LOOKUP),
             },
             max_idle_ms: AtomicU64::new(millis(opts.max_idle)),
             max_age_ms: AtomicU64::new(millis(opts.max_age)),
@@ -698,6 +701,109 @@ impl SessionStore for RedisStore {
         .await
     }
 
+    /// From the cache when it holds both; otherwise one round trip (the
+    /// `LOOKUP` script), except on a cluster, where the record's slot is
+    /// not the pointer's: there the reads go one by one, and a due touch
+    /// is left to the caller.
+    async fn lookup(
+        &self,
+        key: &SessionKey,
+        touch: Option<TouchIfDue>,
+    ) -> Result<Lookup, StoreError> {
+        let cache = &self.inner.cache;
+        if let (Some(marks), Some(record)) = (cache.marks(), cache.get(key)) {
+            return Ok(Lookup {
+                marks,
+                record: Some(record),
+                touched: false,
+            });
+        }
+        if matches!(self.inner.connector.target(), Target::Cluster(_)) {
+            let marks = self.watermarks().await?;
+            let record = self.get(key).await?;
+            return Ok(Lookup {
+                marks,
+                record,
+                touched: false,
+            });
+        }
+        let generation = cache.generation();
+        let (idle, age) = self.retention(Duration::ZERO, Duration::ZERO);
+        let key = *key;
+        let (at, after, short_idle, short_age) = match touch {
+            Some(t) => (
+                t.at.as_millis(),
+                i64::try_from(millis(t.after)).unwrap_or(i64::MAX),
+                millis(t.within.idle_timeout),
+                millis(t.within.absolute_timeout),
+            ),
+            None => (0, -1, 0, 0),
+        };
+        let reply: Value = self
+            .run(move |inner, mut c| async move {
+                let head = format!("{}:{{", inner.prefix);
+                let tail = format!("}}:s:{}", key.to_hex());
+                inner
+                    .scripts
+                    .lookup
+                    .key(inner.pointer_key(&key))
+                    .key(inner.marks_key())
+                    .arg(head)
+                    .arg(tail)
+                    .arg(at)
+                    .arg(after)
+                    .arg(idle)
+                    .arg(age)
+                    .arg(millis(TOMBSTONE_GRACE))
+                    .arg(short_idle)
+                    .arg(short_age)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let Value::Array(mut items) = reply else {
+            return Err(StoreError(format!(
+                "unexpected reply from Redis: {reply:?}"
+            )));
+        };
+        let fields = items.split_off(items.len().min(3));
+        let mark = |i: usize| {
+            items
+                .get(i)
+                .cloned()
+                .and_then(|v| redis::from_redis_value::<Option<u64>>(v).ok().flatten())
+                .unwrap_or(0)
+        };
+        let marks = Watermarks {
+            restart: Timestamp::from_millis(mark(0)),
+            revoked: Timestamp::from_millis(mark(1)),
+            scheduled: None,
+        };
+        let touched = mark(2) == 1;
+        cache.put_marks(marks, generation);
+        let record = if fields.is_empty() {
+            None
+        } else {
+            decode_pairs(Value::Array(fields)).map(Arc::new)
+        };
+        if let Some(r) = &record {
+            let cached = if touched {
+                Arc::new(SessionRecord {
+                    last_seen: r.last_seen.max(Timestamp::from_millis(at)),
+                    ..SessionRecord::clone(r)
+                })
+            } else {
+                Arc::clone(r)
+            };
+            cache.put(key, cached, generation);
+        }
+        Ok(Lookup {
+            marks,
+            record,
+            touched,
+        })
+    }
+
     async fn watermarks(&self) -> Result<Watermarks, StoreError> {
         if let Some(w) = self.inner.cache.marks() {
             return Ok(w);
@@ -901,6 +1007,71 @@ mod tests {
             return;
         };
         conformance::run(maker(server.url()), Cleanup::Expiry).await;
+    }
+
+    /// The one-round-trip read of a cache miss: the watermarks and the
+    /// record as `get` gives it, a touch only when due, and never one that
+    /// would make a session past its timeouts look alive (the caller
+    /// re-reads a record before ending it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_reads_everything_and_touches_only_what_is_due_and_alive() {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let mut opts = options(Target::parse(&server.url()).unwrap(), "look");
+        opts.cache_ttl = Duration::ZERO;
+        let store = RedisStore::new(opts).unwrap();
+        let now = wall_millis();
+        // braces and '%' in the name: the script builds the hash tag itself
+        let user = "odd{user}%7B";
+        let key = SessionKey([3; 32]);
+        store
+            .insert(key, record(user, now), unlimited(now))
+            .await
+            .unwrap();
+        let mark = Timestamp::from_millis(now - 5);
+        store.revoke_all(EndReason::Revoked, mark).await.unwrap();
+        let touch = |at: u64| {
+            Some(TouchIfDue {
+                at: Timestamp::from_millis(at),
+                after: Duration::from_secs(10),
+                within: SessionPolicy {
+                    idle_timeout: Duration::from_secs(100),
+                    absolute_timeout: Duration::from_secs(1000),
+                },
+            })
+        };
+        async fn last_seen(store: &RedisStore, key: &SessionKey) -> u64 {
+            store.get(key).await.unwrap().unwrap().last_seen.as_millis()
+        }
+
+        let l = store.lookup(&key, touch(now + 1_000)).await.unwrap();
+        assert_eq!(l.record.as_deref(), Some(&record(user, now)));
+        assert_eq!(l.marks.revoked, mark);
+        assert!(!l.touched, "not due yet");
+        assert_eq!(last_seen(&store, &key).await, now);
+
+        let l = store.lookup(&key, touch(now + 20_000)).await.unwrap();
+        assert!(l.touched, "due");
+        assert_eq!(l.record.unwrap().last_seen.as_millis(), now, "as it was");
+        assert_eq!(last_seen(&store, &key).await, now + 20_000);
+
+        let l = store.lookup(&key, None).await.unwrap();
+        assert!(!l.touched, "no touch asked for");
+
+        // idle past the shortest idle timeout (and later past the absolute)
+        for at in [now + 20_000 + 100_000, now + 1_000_000] {
+            let l = store.lookup(&key, touch(at)).await.unwrap();
+            assert!(!l.touched, "a timed-out session was touched at {at}");
+            assert_eq!(last_seen(&store, &key).await, now + 20_000);
+        }
+
+        let l = store
+            .lookup(&SessionKey([4; 32]), touch(now))
+            .await
+            .unwrap();
+        assert!(l.record.is_none() && !l.touched);
+        assert_eq!(l.marks.revoked, mark);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -134,3 +134,47 @@ if tonumber(ARGV[1]) > cur then
 end
 return 1
 "#;
+
+/// A request's read on a cache miss, in one round trip: the watermarks,
+/// the key's owner (its pointer), the record, and the touch when due (as
+/// `TOUCH` does it, and the pointer's expiry with it). The record's key
+/// is built here from its owner, so this runs on one node only (not on a
+/// cluster, where the keys live in different slots).
+/// KEYS: pointer, watermarks. ARGV: record key before the owner's tag,
+/// after it, at, touch after ms (-1: no touch), idle ms, absolute ms,
+/// margin ms (as for `TOUCH`), then the shortest idle and absolute
+/// timeouts: a record past them is not touched.
+/// Returns {restart, revoked, touched (0/1), record field/value pairs...}.
+pub const LOOKUP: &str = r#"
+local marks = redis.call('HMGET', KEYS[2], 'restart', 'revoked')
+local user = redis.call('GET', KEYS[1])
+if not user then return {marks[1], marks[2], 0} end
+local tag = (user:gsub('%%', '%%25'))
+tag = (tag:gsub('{', '%%7B'))
+tag = (tag:gsub('}', '%%7D'))
+local rk = ARGV[1] .. tag .. ARGV[2]
+local f = redis.call('HGETALL', rk)
+local touched = 0
+local after, at = tonumber(ARGV[4]), tonumber(ARGV[3])
+if after >= 0 and #f > 0 then
+  local c, l, e
+  for i = 1, #f, 2 do
+    if f[i] == 'c' then c = tonumber(f[i + 1])
+    elseif f[i] == 'l' then l = tonumber(f[i + 1])
+    elseif f[i] == 'e' then e = true end
+  end
+  local due = c and l and not e and at - l >= after
+  if due and at - l < tonumber(ARGV[8]) and at - c < tonumber(ARGV[9]) then
+    if l < at then redis.call('HSET', rk, 'l', ARGV[3]) end
+    local ttl = c + tonumber(ARGV[6]) - at
+    if tonumber(ARGV[5]) < ttl then ttl = tonumber(ARGV[5]) end
+    if ttl < 0 then ttl = 0 end
+    redis.call('PEXPIRE', rk, ttl + tonumber(ARGV[7]))
+    redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]) + tonumber(ARGV[7]))
+    touched = 1
+  end
+end
+local out = {marks[1], marks[2], touched}
+for i = 1, #f do out[#out + 1] = f[i] end
+return out
+"#;
