@@ -6,8 +6,8 @@ mod error;
 mod file;
 mod settings;
 mod tls;
-mod upstream;
 mod ui;
+mod upstream;
 mod users;
 mod validate;
 

@@ -66,9 +66,7 @@ async fn decide(
         Ok(t) => t,
         Err(e) => return Ok(Some(bad_request(ctx, e.0))),
     };
-    if let Some(reply) =
-        super::https::plain_to_https(shared, snap, session, &host, &target.path, ctx)
-    {
+    if let Some(reply) = super::https::plain_to_https(shared, snap, session, &target.path, ctx) {
         ctx.target = Some(target);
         return Ok(Some(reply));
     }

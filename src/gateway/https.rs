@@ -40,7 +40,6 @@ pub fn plain_to_https(
     shared: &Shared,
     snap: &Snapshot,
     session: &Session,
-    host: &str,
     path: &str,
     ctx: &mut super::RequestCtx,
 ) -> Option<Reply> {
@@ -53,6 +52,7 @@ pub fn plain_to_https(
         return None;
     }
     ctx.outcome = Some(Outcome::OwnPage);
+    let host = ctx.request.host.as_deref().unwrap_or("");
     if host.is_empty() {
         return Some(problem(
             snap,

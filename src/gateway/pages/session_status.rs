@@ -11,9 +11,9 @@ use pingora::proxy::Session;
 
 use super::logout::CSRF_PURPOSE as LOGOUT_CSRF_PURPOSE;
 use super::{problem, require_session, store_refused, Reply, View};
-use crate::gateway::request::Request;
 use crate::clock::Timestamp;
 use crate::gateway::authenticate::Authed;
+use crate::gateway::request::Request;
 use crate::gateway::state::{Shared, Snapshot};
 use crate::metrics::StoreOp;
 
