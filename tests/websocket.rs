@@ -638,3 +638,74 @@ async fn an_app_that_is_down_gets_the_502_answer() {
     assert_eq!(open(&gw, "/ws", Some(&alice), &[]).await.err(), Some(502));
     assert_eq!(open(&gw, "/static/ws", None, &[]).await.err(), Some(502));
 }
+
+/// A WebSocket echo app behind TLS, its certificate signed by itself for
+/// 127.0.0.1: its address and the certificate (PEM) to trust.
+async fn tls_echo_app() -> (SocketAddr, String) {
+    pingora::tls::install_default_crypto_provider();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let private = pingora::tls::PrivateKeyDer::try_from(signing_key.serialize_der()).unwrap();
+    let config = pingora::tls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], private)
+        .unwrap();
+    let acceptor = pingora::tls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, cert.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_to_an_upstream_tls_app_is_verified_and_closed_on_logout() {
+    let (tls_app, own_cert) = tls_echo_app().await;
+    let plain = EchoApp::start().await;
+    let routes = format!(
+        "\n[[route]]\npath_prefix = \"/secure/\"\nupstream = \"{tls_app}\"\naccess = \"login\"\nupstream_tls = true\nupstream_ca = \"app.pem\"\n\n\
+         [[route]]\npath_prefix = \"/untrusted/\"\nupstream = \"{tls_app}\"\naccess = \"login\"\nupstream_tls = true\n"
+    );
+    let gw = Gateway::start_with_files(&config(plain.addr, &routes), &[("app.pem", &own_cert)]);
+    let alice = gw.signed_in("alice", ALICE_PASSWORD).await;
+
+    // Relayed over TLS, verified against the route's upstream_ca.
+    let mut ws = open(&gw, "/secure/ws", Some(&alice), &[])
+        .await
+        .expect("refused");
+    echoes(&mut ws, "over tls").await;
+    // A certificate the system roots do not vouch for: no socket, never
+    // a fallback to an unverified or a plain connection.
+    assert_eq!(
+        open(&gw, "/untrusted/ws", Some(&alice), &[]).await.err(),
+        Some(502)
+    );
+
+    let mut other_tab = alice.at(&gw.url("/"));
+    let ended = Instant::now();
+    logout(&mut other_tab).await;
+    let latency = closed_for_policy(&mut ws, ended).await;
+    eprintln!(
+        "close after logout (upstream_tls): {} ms",
+        latency.as_millis()
+    );
+}

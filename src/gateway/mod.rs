@@ -174,11 +174,10 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<Box<HttpPeer>> {
         let peer = upstream_peer::select(&self.shared, ctx)?;
         // A login route's upgrade goes to the relay, which connects to the
-        // chosen upstream and closes the socket when the session ends.
-        if let Some(addr) = ctx.upstream {
-            if let Some(relay) = websocket::divert(&self.shared, ctx, addr).await? {
-                return Ok(relay);
-            }
+        // chosen upstream as the proxy would (TLS, CA, timeouts) and closes
+        // the socket when the session ends.
+        if let Some(relay) = websocket::divert(&self.shared, ctx, &peer).await? {
+            return Ok(relay);
         }
         Ok(peer)
     }

@@ -56,7 +56,9 @@ pub struct Watched {
 struct Ticket {
     key: SessionKey,
     user: String,
-    upstream: SocketAddr,
+    /// The upstream the rotation chose, as the proxy would connect to it:
+    /// address, `upstream_tls` with its CA and name, the timeouts.
+    peer: HttpPeer,
     issued: Instant,
 }
 
@@ -113,12 +115,13 @@ pub fn watched(route: &Route, req: &http::request::Parts, authed: &Authed) -> Op
     })
 }
 
-/// For a watched request: a ticket for `upstream`, and the relay as the
-/// peer Pingora connects to instead.
+/// For a watched request: a ticket for `upstream` (the peer the proxy
+/// would have connected to), and the relay as the peer Pingora connects
+/// to instead.
 pub async fn divert(
     shared: &Arc<Shared>,
     ctx: &mut RequestCtx,
-    upstream: SocketAddr,
+    upstream: &HttpPeer,
 ) -> pingora::Result<Option<Box<HttpPeer>>> {
     let Some(watched) = ctx.websocket.as_mut() else {
         return Ok(None);
@@ -142,7 +145,7 @@ pub async fn divert(
         Ticket {
             key: watched.key,
             user: watched.user.clone(),
-            upstream,
+            peer: upstream.clone(),
             issued: Instant::now(),
         },
     );
@@ -189,7 +192,7 @@ mod tests {
         let ticket = || Ticket {
             key: SessionKey([1; 32]),
             user: "alice".into(),
-            upstream: "127.0.0.1:1".parse().unwrap(),
+            peer: HttpPeer::new("127.0.0.1:1", false, String::new()),
             issued: Instant::now(),
         };
         relay.issue("t".into(), ticket());

@@ -8,11 +8,13 @@
 //! the proxy shows its 502 page), never forwards the ticket, and never
 //! serves a second request on a connection.
 
+use pingora::connectors::TransportConnector;
+use pingora::protocols::Stream;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::handshake::{self, MAX_HEAD};
@@ -25,9 +27,8 @@ use ring::rand::SecureRandom;
 
 /// How long Pingora has to send the handshake it connected for.
 const REQUEST_WAIT: Duration = Duration::from_secs(10);
-/// The upstream's connect and answer waits (DESIGN.md's defaults for
-/// `connect_timeout` and `read_timeout`).
-const CONNECT_WAIT: Duration = Duration::from_secs(5);
+/// The upstream's answer wait when its peer names none (DESIGN.md's
+/// default `read_timeout`; the route's own is on every peer).
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
 /// After the session ends, or one side closes: how long the pumps get to
 /// finish closing.
@@ -41,11 +42,15 @@ pub(super) async fn start(shared: Weak<Shared>) -> std::io::Result<SocketAddr> {
     };
     let addr = listener.local_addr()?;
     tracing::debug!("websocket relay listening on {addr}");
-    tokio::spawn(accept(listener, shared));
+    // The relay's own connector (no pool: each socket is one connection),
+    // which connects as the proxy does: TLS verified against the system
+    // roots or the route's `upstream_ca`, the route's connect timeout.
+    let connector = Arc::new(TransportConnector::new(None));
+    tokio::spawn(accept(listener, shared, connector));
     Ok(addr)
 }
 
-async fn accept(listener: TcpListener, shared: Weak<Shared>) {
+async fn accept(listener: TcpListener, shared: Weak<Shared>, connector: Arc<TransportConnector>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -59,12 +64,12 @@ async fn accept(listener: TcpListener, shared: Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        tokio::spawn(connection(shared, stream));
+        tokio::spawn(connection(shared, Arc::clone(&connector), stream));
     }
 }
 
 /// Reads a head (through its blank line) and whatever followed it.
-async fn read_head(stream: &mut TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
     loop {
@@ -83,7 +88,7 @@ async fn read_head(stream: &mut TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
     }
 }
 
-async fn connection(shared: Arc<Shared>, mut front: TcpStream) {
+async fn connection(shared: Arc<Shared>, connector: Arc<TransportConnector>, mut front: TcpStream) {
     let _ = front.set_nodelay(true);
     let Ok(Some((head, body))) = tokio::time::timeout(REQUEST_WAIT, read_head(&mut front)).await
     else {
@@ -97,24 +102,26 @@ async fn connection(shared: Arc<Shared>, mut front: TcpStream) {
         tracing::warn!("websocket relay: an unknown or used ticket, closed");
         return;
     };
-    let mut back =
-        match tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(ticket.upstream)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::debug!("websocket relay: {}: {e}", ticket.upstream);
-                return;
-            }
-            Err(_) => {
-                tracing::debug!("websocket relay: {}: connect timed out", ticket.upstream);
-                return;
-            }
-        };
-    let _ = back.set_nodelay(true);
-    if back.write_all(&head).await.is_err() || back.write_all(&body).await.is_err() {
+    // Bounded by the route's connect_timeout (TCP and TLS handshake).
+    let mut back = match connector.new_stream(&ticket.peer).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("websocket relay: cannot reach {}: {e}", ticket.peer);
+            return;
+        }
+    };
+    if back.write_all(&head).await.is_err()
+        || back.write_all(&body).await.is_err()
+        || back.flush().await.is_err()
+    {
         return;
     }
-    let Ok(Some((answer, early))) = tokio::time::timeout(ANSWER_WAIT, read_head(&mut back)).await
-    else {
+    let wait = ticket.peer.options.read_timeout.unwrap_or(ANSWER_WAIT);
+    let Ok(Some((answer, early))) = tokio::time::timeout(wait, read_head(&mut back)).await else {
+        tracing::warn!(
+            "websocket relay: {} did not answer the handshake",
+            ticket.peer
+        );
         return;
     };
     if handshake::status(&answer) != Some(101) {
@@ -140,9 +147,9 @@ async fn connection(shared: Arc<Shared>, mut front: TcpStream) {
 /// Passes the rest of a refused upgrade's answer on. Once the proxy has
 /// read it and let go (the answer says `Connection: close`), the app gets
 /// a moment to close its end, however long it would keep a connection.
-async fn refused(mut front: TcpStream, mut back: TcpStream) {
+async fn refused(mut front: TcpStream, back: Stream) {
     let (mut front_r, mut front_w) = front.split();
-    let (mut back_r, mut back_w) = back.split();
+    let (mut back_r, mut back_w) = tokio::io::split(back);
     let up = async {
         let _ = tokio::io::copy(&mut front_r, &mut back_w).await;
         let _ = back_w.shutdown().await;
@@ -161,19 +168,13 @@ async fn refused(mut front: TcpStream, mut back: TcpStream) {
 /// Pumps both ways until either side closes, or until the session ends:
 /// then both sides get a close frame (code 1008) at a frame boundary and
 /// the connections are closed.
-async fn upgraded(
-    shared: &Shared,
-    ticket: Ticket,
-    front: TcpStream,
-    back: TcpStream,
-    early: Vec<u8>,
-) {
+async fn upgraded(shared: &Shared, ticket: Ticket, front: TcpStream, back: Stream, early: Vec<u8>) {
     let mut mask = [0u8; 4];
     let _ = shared.rng.fill(&mut mask);
     let activity = AtomicBool::new(false);
     let (end_tx, end_rx) = tokio::sync::watch::channel(false);
     let (front_r, front_w) = front.into_split();
-    let (back_r, back_w) = back.into_split();
+    let (back_r, back_w) = tokio::io::split(back);
     let to_server = pump(
         front_r,
         back_w,
