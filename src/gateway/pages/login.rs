@@ -233,6 +233,9 @@ pub async fn submit(
 
 /// Starts the session (and remembers the name for the next login form),
 /// or explains the device limit.
+// The session (its user agent) and the request read once (its client
+// address) both feed the new record; the rest is the login's own state.
+#[allow(clippy::too_many_arguments)]
 async fn finish(
     shared: &Shared,
     view: &View<'_>,
