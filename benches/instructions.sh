@@ -8,6 +8,7 @@
 #
 #   bash benches/instructions.sh      # needs valgrind, nginx, curl, python3
 set -euo pipefail
+shopt -s inherit_errexit  # a failed check inside $(...) ends the script too
 cd "$(dirname "$0")/.."
 
 for tool in valgrind nginx curl python3; do
@@ -102,7 +103,8 @@ sign_in() {
         --data-urlencode username=bench --data-urlencode password=bench-password-1 \
         --data-urlencode rd=/ --data-urlencode "csrf_token=$token" \
         "http://127.0.0.1:$gw_port/.gatehouse/login"
-    awk '$6 ~ /gatehouse/ && $6 !~ /csrf/ { printf "%s=%s", $6, $7 }' "$jar"
+    # the session cookie alone (not the remembered user name)
+    awk '$6 == "gatehouse" { printf "%s=%s", $6, $7 }' "$jar"
 }
 
 # Runs "$@" under callgrind, sends $n requests to $url (with $cookie), stops
@@ -115,6 +117,11 @@ counted() {
     echo "$pid" >>"$started"
     wait_port "$port"
     if [ "$path" = /x ] && [ "$port" = "$gw_port" ]; then cookie=$(sign_in); fi
+    # Every setup must be proxied to the app: a 303 to the login page (a
+    # cookie that did not sign in) would measure the wrong path.
+    local status
+    status=$(curl -s -o /dev/null -w '%{http_code}' ${cookie:+-H "Cookie: $cookie"} "http://127.0.0.1:$port$path")
+    [ "$status" = 200 ] || { echo "instructions.sh: $path on port $port answered $status, not 200" >&2; exit 1; }
     curl -s -o /dev/null --fail ${cookie:+-H "Cookie: $cookie"} "http://127.0.0.1:$port$path?[1-$n]"
     kill "-$stop" "$pid"
     wait "$pid" || true

@@ -40,11 +40,12 @@ wait_port() {
     exit 1
 }
 
-# The page: 16 KB of ordinary markup, `</body>` near the end.
+# The page: about 16 KB of ordinary markup, `</body>` near the end.
 python3 - "$dir/page.html" <<'PY'
 import sys
-rows = "".join(f"<tr><td>{i}</td><td>Invoice {i:05d}</td><td>ACME Ltd.</td><td>&euro; {i * 7 % 1000}.00</td></tr>\n" for i in range(200))
-page = f"""<!doctype html>
+def page(n):
+    rows = "".join(f"<tr><td>{i}</td><td>Invoice {i:05d}</td><td>ACME Ltd.</td><td>&euro; {i * 7 % 1000}.00</td></tr>\n" for i in range(n))
+    return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Invoices</title>
 <link rel="stylesheet" href="/static/app.css"></head>
 <body><header><nav><a href="/">Home</a> <a href="/invoices/">Invoices</a></nav></header>
@@ -52,8 +53,10 @@ page = f"""<!doctype html>
 <footer>ACME back office</footer>
 </body></html>
 """
-page = page[:16384 - 40] if len(page) > 16384 else page
-open(sys.argv[1], "w").write(page)
+n = 1
+while len(page(n + 1)) <= 16384:
+    n += 1
+open(sys.argv[1], "w").write(page(n))
 PY
 page_bytes=$(wc -c <"$dir/page.html")
 
@@ -62,7 +65,7 @@ cat >"$dir/upstream.conf" <<EOF
 worker_processes 1; daemon off; master_process off; pid $dir/upstream.pid; error_log $dir/upstream.err warn;
 events { worker_connections 1024; }
 http { access_log off; client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  server { listen 127.0.0.1:$upstream; location / { default_type text/html; alias $dir/page.html; } }
+  server { listen 127.0.0.1:$upstream; root $dir; location / { default_type text/html; rewrite ^ /page.html break; } }
 }
 EOF
 nginx -c "$dir/upstream.conf" -p "$dir" 2>/dev/null &
@@ -100,7 +103,8 @@ cookie_secure = false
 [ui]
 inject_session_script = $2
 EOF
-    RUST_LOG=warn "$gatehouse" run -c "$dir/$1.toml" 2>>"$dir/$1.err" &
+    # stdout away from the $(...) that reads the port, or it waits for the gateway
+    RUST_LOG=warn "$gatehouse" run -c "$dir/$1.toml" >/dev/null 2>>"$dir/$1.err" &
     echo $! >>"$started"
     wait_port "$p"
     echo "$p"
@@ -115,7 +119,8 @@ sign_in() {
         --data-urlencode username=bench --data-urlencode password=bench-password-1 \
         --data-urlencode rd=/ --data-urlencode "csrf_token=$token" \
         "http://127.0.0.1:$1/.gatehouse/login"
-    awk '$6 ~ /gatehouse/ && $6 !~ /csrf/ { printf "%s=%s", $6, $7 }' "$jar"
+    # the session cookie alone (not the remembered user name)
+    awk '$6 == "gatehouse" { printf "%s=%s", $6, $7 }' "$jar"
 }
 
 off=$(gateway off false)
@@ -123,12 +128,19 @@ on=$(gateway on true)
 off_cookie=$(sign_in "$off")
 on_cookie=$(sign_in "$on")
 
-# The rewrite is really there (and only there).
-curl -s -H "Cookie: $on_cookie" "http://127.0.0.1:$on/invoices/" | grep -q 'session.js" defer></script></body>' ||
-    { echo "session_script.sh: no tag in the injected page" >&2; exit 1; }
-if curl -s -H "Cookie: $off_cookie" "http://127.0.0.1:$off/invoices/" | grep -q 'session.js'; then
-    echo "session_script.sh: a tag with injection off" >&2; exit 1
-fi
+# Both serve the app's page signed in (200, the page itself), and the
+# rewrite is really there (and only there).
+page_on=$(curl -s -w '\n%{http_code}' -H "Cookie: $on_cookie" "http://127.0.0.1:$on/invoices/")
+page_off=$(curl -s -w '\n%{http_code}' -H "Cookie: $off_cookie" "http://127.0.0.1:$off/invoices/")
+case $page_on in
+    *'ACME back office'*'session.js" defer></script></body>'*200) ;;
+    *) echo "session_script.sh: the injected page is not the app's page with the tag: $(tail -c 300 <<<"$page_on")" >&2; exit 1 ;;
+esac
+case $page_off in
+    *session.js*) echo "session_script.sh: a tag with injection off" >&2; exit 1 ;;
+    *'ACME back office'*200) ;;
+    *) echo "session_script.sh: injection off does not serve the app's page: $(tail -c 300 <<<"$page_off")" >&2; exit 1 ;;
+esac
 
 # run PORT COOKIE: requests/s of one wrk run
 run() {

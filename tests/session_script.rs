@@ -208,19 +208,20 @@ async fn injection_rewrites_html_of_login_routes_with_the_framing_right() {
     let gw = Gateway::start(&inject_config(&app, ""));
     let cookie = signed_in_cookie(&gw).await;
 
-    // Content-Length from the app: removed, the answer chunked, tag in.
+    // Content-Length from the app: kept, grown by the tag's length (a
+    // sized answer is written in one go; a chunked one is flushed chunk by
+    // chunk), tag in.
     let (head, body) = get(&gw, "/notes", &cookie, "1.1");
-    assert_eq!(header(&head, "content-length"), None, "{head}");
+    let page = common::html_app::page("/notes");
+    let expected_length = (page.len() + TAG.len()).to_string();
     assert_eq!(
-        header(&head, "transfer-encoding"),
-        Some("chunked"),
+        header(&head, "content-length"),
+        Some(expected_length.as_str()),
         "{head}"
     );
+    assert_eq!(header(&head, "transfer-encoding"), None, "{head}");
     assert_eq!(header(&head, "accept-ranges"), Some("none"));
-    assert_eq!(
-        body,
-        common::html_app::page("/notes").replace("</body>", &format!("{TAG}</body>"))
-    );
+    assert_eq!(body, page.replace("</body>", &format!("{TAG}</body>")));
     assert_eq!(body.matches(TAG).count(), 1);
 
     // Chunked from the app, `</body>` split across its chunks.
@@ -235,12 +236,11 @@ async fn injection_rewrites_html_of_login_routes_with_the_framing_right() {
     let (_, body) = get(&gw, "/close-delimited", &cookie, "1.1");
     assert!(body.contains(&format!("{TAG}</body>")), "{body}");
 
-    // An HTTP/1.0 client cannot read chunked: the body ends with the connection.
+    // An HTTP/1.0 client gets the sized answer too.
     let (head, body) = get(&gw, "/notes", &cookie, "1.0");
-    assert_eq!(header(&head, "content-length"), None, "{head}");
-    assert_ne!(
-        header(&head, "transfer-encoding"),
-        Some("chunked"),
+    assert_eq!(
+        header(&head, "content-length"),
+        Some(expected_length.as_str()),
         "{head}"
     );
     assert!(body.contains(&format!("{TAG}</body>")), "{body}");
@@ -276,9 +276,17 @@ async fn injection_leaves_alone_what_it_cannot_safely_rewrite() {
     assert_eq!(body, "{\"html\":\"<body></body>\"}");
     assert!(header(&head, "content-length").is_some());
 
-    // A fragment with no `</body>` (an htmx-style swap).
-    let (_, body) = get(&gw, "/fragment", &cookie, "1.1");
-    assert_eq!(body, "<div id=\"swap\">partial</div>");
+    // A fragment with no `</body>` (an htmx-style swap): no tag; its
+    // length was raised before its end was seen, so it ends in spaces.
+    let (head, body) = get(&gw, "/fragment", &cookie, "1.1");
+    assert_eq!(
+        body,
+        format!("<div id=\"swap\">partial</div>{}", " ".repeat(TAG.len()))
+    );
+    assert_eq!(
+        header(&head, "content-length"),
+        Some(body.len().to_string().as_str())
+    );
 
     // A public route, signed in or not.
     for cookie in [cookie.as_str(), ""] {

@@ -6,8 +6,12 @@
 //! It must never touch an answer it cannot rewrite safely: compressed
 //! bodies (any `Content-Encoding` but `identity`), partial content, HEAD,
 //! 204/304, public routes, anything not `text/html`, a body without a
-//! `</body>` (a fragment for an htmx-style swap). The framing is fixed up:
-//! `Content-Length` removed, chunked (or close-delimited for HTTP/1.0).
+//! `</body>` (a fragment for an htmx-style swap). The framing is kept:
+//! an answer with a `Content-Length` keeps one, larger by the tag's length
+//! (a body without `</body>` ends with as many spaces instead, so the
+//! length holds without buffering anything); one without stays chunked or
+//! close-delimited. Keeping the length matters: Pingora flushes every
+//! chunk of a chunked answer to the socket, a sized one once at its end.
 
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
@@ -21,6 +25,9 @@ pub struct TagInserter {
     /// The end of the last chunk, held back because it may begin `</body`.
     carry: Vec<u8>,
     done: bool,
+    /// The answer's length was raised by the tag's: pad a body that has
+    /// no `</body>` so that it still comes out that long.
+    pad: bool,
 }
 
 /// `</body` followed by one of these ends the body element.
@@ -66,7 +73,15 @@ impl TagInserter {
             tag: tag.into(),
             carry: Vec::new(),
             done: false,
+            pad: false,
         }
+    }
+
+    /// For an answer whose `Content-Length` was raised by the tag's
+    /// length: a body without `</body>` ends with that many spaces.
+    pub fn padded(mut self) -> Self {
+        self.pad = true;
+        self
     }
 
     /// Rewrites one chunk of the body in place (`end`: it is the last).
@@ -90,6 +105,14 @@ impl TagInserter {
             out.extend_from_slice(&hay[..at]);
             out.extend_from_slice(&self.tag);
             out.extend_from_slice(&hay[at..]);
+            self.done = true;
+            *body = Some(out.freeze());
+            return;
+        }
+        if end && self.pad {
+            let mut out = BytesMut::with_capacity(hay.len() + self.tag.len());
+            out.extend_from_slice(&hay);
+            out.resize(hay.len() + self.tag.len(), b' ');
             self.done = true;
             *body = Some(out.freeze());
             return;
@@ -134,21 +157,27 @@ pub fn begin(
     if !(login_route && html && identity && has_body) {
         return Ok(None);
     }
-    resp.remove_header(&http::header::CONTENT_LENGTH);
+    let chunked = resp.headers.get(http::header::TRANSFER_ENCODING).is_some();
+    let length = header(http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    let prefix = crate::ui::escape(&settings.server.prefix);
+    let inserter = TagInserter::new(format!(
+        "<script src=\"{prefix}/session.js\" defer></script>"
+    ));
     // Digests and byte ranges describe the body before the tag went in.
     for name in ["content-md5", "digest", "repr-digest", "content-digest"] {
         resp.remove_header(name);
     }
     resp.insert_header(http::header::ACCEPT_RANGES, "none")?;
-    if req.version != http::Version::HTTP_10
-        && resp.headers.get(http::header::TRANSFER_ENCODING).is_none()
-    {
+    if let (Some(length), false) = (length, chunked) {
+        let grown = length.saturating_add(inserter.tag.len() as u64);
+        resp.insert_header(http::header::CONTENT_LENGTH, grown.to_string())?;
+        return Ok(Some(inserter.padded()));
+    }
+    resp.remove_header(&http::header::CONTENT_LENGTH);
+    if req.version != http::Version::HTTP_10 && !chunked {
         resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
-    let prefix = crate::ui::escape(&settings.server.prefix);
-    Ok(Some(TagInserter::new(format!(
-        "<script src=\"{prefix}/session.js\" defer></script>"
-    ))))
+    Ok(Some(inserter))
 }
 
 #[cfg(test)]
@@ -167,6 +196,34 @@ mod tests {
             out.extend_from_slice(&body.unwrap_or_default());
         }
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_sized_body_without_the_closing_tag_keeps_its_new_length() {
+        let mut ins = TagInserter::new(TAG).padded();
+        let mut out = Vec::new();
+        for (i, c) in ["<div>part", "ial</div>"].iter().enumerate() {
+            let mut body = Some(Bytes::copy_from_slice(c.as_bytes()));
+            ins.filter(&mut body, i == 1);
+            out.extend_from_slice(&body.unwrap_or_default());
+        }
+        let expected = format!("<div>partial</div>{}", " ".repeat(TAG.len()));
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+
+        // The end of the stream may come without a chunk of its own.
+        let mut ins = TagInserter::new(TAG).padded();
+        let mut first = Some(Bytes::from_static(b"<p>no body tag</p>"));
+        ins.filter(&mut first, false);
+        let mut last = None;
+        ins.filter(&mut last, true);
+        let total = first.map_or(0, |b| b.len()) + last.map_or(0, |b| b.len());
+        assert_eq!(total, "<p>no body tag</p>".len() + TAG.len());
+
+        // With the tag found, nothing is added.
+        let mut ins = TagInserter::new(TAG).padded();
+        let mut body = Some(Bytes::from_static(b"<body>x</body>"));
+        ins.filter(&mut body, true);
+        assert_eq!(body.unwrap().len(), "<body>x</body>".len() + TAG.len());
     }
 
     #[test]
