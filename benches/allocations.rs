@@ -17,15 +17,19 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
+
+const STARTUP: Duration = Duration::from_secs(60);
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::redis::RedisServer;
 use common::{free_port, Browser, ALICE_PASSWORD};
+use support::*;
 
 /// The gateway binary's allocator, counted.
 struct Counting;
@@ -55,22 +59,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn wait_for(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{addr} did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Allocations while curl sends `n` requests for `url` on one connection.
 fn allocations(url: &str, cookie: Option<&str>, n: u32) -> u64 {
     let mut curl = Command::new("curl");
@@ -94,41 +82,9 @@ fn per_request(url: &str, cookie: Option<&str>) -> f64 {
     (many as f64 - few as f64) / 4000.0
 }
 
-/// Bare Pingora: a pass-through proxy with no filters.
-struct PassThrough(SocketAddr);
-
-#[async_trait::async_trait]
-impl pingora::proxy::ProxyHttp for PassThrough {
-    type CTX = ();
-    fn new_ctx(&self) {}
-    async fn upstream_peer(
-        &self,
-        _session: &mut pingora::proxy::Session,
-        _ctx: &mut (),
-    ) -> pingora::Result<Box<pingora::upstreams::peer::HttpPeer>> {
-        Ok(Box::new(pingora::upstreams::peer::HttpPeer::new(
-            self.0,
-            false,
-            String::new(),
-        )))
-    }
-}
-
 fn bare_pingora(listen: SocketAddr, upstream: SocketAddr) {
-    std::thread::spawn(move || {
-        let conf = pingora::server::configuration::ServerConf {
-            threads: 1,
-            ..Default::default()
-        };
-        let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
-        server.bootstrap();
-        let mut proxy =
-            pingora::proxy::http_proxy_service(&server.configuration, PassThrough(upstream));
-        proxy.add_tcp(&listen.to_string());
-        server.add_service(proxy);
-        server.run(pingora::server::RunArgs::default());
-    });
-    wait_for(listen);
+    std::thread::spawn(move || serve_pass_through(&listen.to_string(), upstream));
+    wait_for(listen, STARTUP);
 }
 
 /// Starts a gateway in this process on `config` (`[session]` extra
@@ -157,7 +113,7 @@ fn gateway(dir: &std::path::Path, name: &str, upstream: SocketAddr, session: &st
         }
     });
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_for(addr);
+    wait_for(addr, STARTUP);
     addr
 }
 
@@ -206,7 +162,7 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx starts");
-    wait_for(upstream);
+    wait_for(upstream, STARTUP);
 
     let mut rows: Vec<(String, f64)> = Vec::new();
     let bare: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

@@ -26,14 +26,16 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use common::{free_port, Browser};
+use support::*;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,73 +47,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// When set ("LISTEN UPSTREAM"), this binary is the bare Pingora reference:
 /// a process of its own, so its CPU time can be read like the others'.
+/// A gateway restoring a million sessions takes a while to listen.
+const STARTUP: Duration = Duration::from_secs(180);
+
 const BARE_ROLE: &str = "GATEHOUSE_BENCH_BARE_PINGORA";
-
-struct Kill(Child);
-
-impl Kill {
-    /// SIGKILL now, and no SIGTERM later to a pid that may have been reused.
-    fn kill_now(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        // SIGTERM first: an nginx master killed outright leaves its workers behind
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Bare Pingora: a pass-through proxy with no filters, one worker thread.
-struct PassThrough(SocketAddr);
-
-#[async_trait::async_trait]
-impl pingora::proxy::ProxyHttp for PassThrough {
-    type CTX = ();
-    fn new_ctx(&self) {}
-    async fn upstream_peer(
-        &self,
-        _session: &mut pingora::proxy::Session,
-        _ctx: &mut (),
-    ) -> pingora::Result<Box<pingora::upstreams::peer::HttpPeer>> {
-        Ok(Box::new(pingora::upstreams::peer::HttpPeer::new(
-            self.0,
-            false,
-            String::new(),
-        )))
-    }
-}
 
 /// Runs the bare Pingora reference in this process; never returns.
 fn serve_bare_pingora(role: &str) {
     let (listen, upstream) = role.split_once(' ').expect("LISTEN UPSTREAM");
-    let upstream: SocketAddr = upstream.parse().unwrap();
-    let conf = pingora::server::configuration::ServerConf {
-        threads: 1,
-        ..Default::default()
-    };
-    let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
-    let mut proxy =
-        pingora::proxy::http_proxy_service(&server.configuration, PassThrough(upstream));
-    proxy.add_tcp(listen);
-    server.add_service(proxy);
-    server.run(pingora::server::RunArgs::default());
+    serve_pass_through(listen, upstream.parse().unwrap());
 }
 
 fn bare_pingora(listen: SocketAddr, upstream: SocketAddr) -> Kill {
@@ -123,46 +67,6 @@ fn bare_pingora(listen: SocketAddr, upstream: SocketAddr) -> Kill {
             .spawn()
             .unwrap(),
     )
-}
-
-fn wait_for(addr: SocketAddr) {
-    // a gateway restoring a million sessions takes a while to listen
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{addr} did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Clock ticks per second of the times in /proc/PID/stat.
-fn clock_ticks() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output();
-    out.ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// The fields of /proc/PID/stat after the command name (which is in
-/// parentheses and may hold spaces): index 0 is the state, 1 the parent.
-fn stat_fields(pid: u32) -> Vec<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    rest.split_whitespace().map(str::to_string).collect()
-}
-
-/// Seconds of CPU (user + system, all threads) that `pid` has used so far.
-fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
-    let f = stat_fields(pid);
-    let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (field(11) + field(12)) / ticks
 }
 
 /// Resident memory of `pid` in MiB.
@@ -303,7 +207,7 @@ fn nginx(dir: &Path, name: &str, servers: &str, listens: &[SocketAddr]) -> (Kill
             .expect("nginx starts"),
     );
     for &addr in listens {
-        wait_for(addr);
+        wait_for(addr, STARTUP);
     }
     // the master listens before it forks its worker
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -537,20 +441,6 @@ fn django_users_db(path: &Path, hash: &str) {
     });
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.retain(|v| v.is_finite());
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
 fn range(values: &[f64]) -> String {
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -559,13 +449,6 @@ fn range(values: &[f64]) -> String {
     } else {
         "n/a".into()
     }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Samples of every setup (by name), one per round.
@@ -681,7 +564,7 @@ fn main() {
         ))
     } else {
         builtin_upstream(upstream);
-        wait_for(upstream);
+        wait_for(upstream, STARTUP);
         None
     };
 
@@ -717,7 +600,7 @@ fn main() {
                 .spawn()
                 .unwrap(),
         );
-        wait_for(addr);
+        wait_for(addr, STARTUP);
         (process, addr)
     };
     // nginx in front asks this gateway's /.gatehouse/auth too
@@ -765,7 +648,7 @@ fn main() {
 
     let bare: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let bare_process = bare_pingora(bare, upstream);
-    wait_for(bare);
+    wait_for(bare, STARTUP);
 
     // the memory gateway's authenticated path, measured under several names
     let authed = |name| Setup {

@@ -27,53 +27,16 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use common::{free_port, Browser};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Seconds of CPU (user + system, all threads) that `pid` has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let ticks: f64 = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (field(11) + field(12)) / ticks
-}
-
-fn wait_for(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{addr} did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The smallest upstream that keeps connections alive: `200 ok` to every
 /// request head.
@@ -177,9 +140,9 @@ fn start_gateway(dir: &std::path::Path, name: &str, upstream: SocketAddr, tls: b
             .spawn()
             .unwrap(),
     );
-    wait_for(plain);
+    wait_for(plain, Duration::from_secs(30));
     if let Some(a) = tls_addr {
-        wait_for(a);
+        wait_for(a, Duration::from_secs(30));
     }
     Gateway {
         process,
@@ -258,11 +221,11 @@ async fn requests(
         }
     };
     run(warm).await;
-    let cpu0 = cpu_seconds(pid);
+    let cpu0 = cpu_seconds(pid, clock_ticks());
     let start = Instant::now();
     let mut times = run(start + Duration::from_secs(seconds)).await;
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu0;
+    let cpu = cpu_seconds(pid, clock_ticks()) - cpu0;
     times.sort();
     let pct = |p: f64| {
         times
@@ -338,13 +301,13 @@ fn handshakes(
             .collect::<Vec<_>>()
     };
     run(1.0);
-    let cpu0 = cpu_seconds(pid);
+    let cpu0 = cpu_seconds(pid, clock_ticks());
     let start = Instant::now();
     let mut times = run(seconds as f64);
     let elapsed = start.elapsed().as_secs_f64();
     // The last handshakes' Finished may still be in the gateway's queue.
     std::thread::sleep(Duration::from_millis(200));
-    let cpu = cpu_seconds(pid) - cpu0;
+    let cpu = cpu_seconds(pid, clock_ticks()) - cpu0;
     times.sort();
     let pct = |p: f64| {
         times
@@ -360,11 +323,6 @@ fn handshakes(
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; a filter of another benchmark skips us.
     if std::env::args()
@@ -373,9 +331,9 @@ fn main() {
     {
         return;
     }
-    let seconds = env_or("LOAD_SECONDS", 5);
-    let rounds = env_or("LOAD_ROUNDS", 3) as usize;
-    let connections = env_or("LOAD_CONNECTIONS", 32) as usize;
+    let seconds = env_or("LOAD_SECONDS", 5u64);
+    let rounds = env_or("LOAD_ROUNDS", 3usize);
+    let connections = env_or("LOAD_CONNECTIONS", 32usize);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
