@@ -11,39 +11,14 @@ set -euo pipefail
 shopt -s inherit_errexit  # a failed check inside $(...) ends the script too
 cd "$(dirname "$0")/.."
 
-for tool in valgrind nginx curl python3; do
-    command -v "$tool" >/dev/null || { echo "instructions.sh: $tool is not installed" >&2; exit 1; }
-done
+source benches/lib.sh
+bench_init instructions.sh valgrind nginx curl python3
 
-dir=$(mktemp -d)
-# every process this script starts, so an early exit leaves none behind
-started=$dir/started
-cleanup() {
-    [ -f "$started" ] && while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$started"
-    wait 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-# the binaries, wherever CARGO_TARGET_DIR puts them
-cargo build --release --bin gatehouse >&2
+# the load benchmark's binary (bare Pingora), wherever CARGO_TARGET_DIR puts it
 cargo bench --bench load --no-run >"$dir/build.log" 2>&1 || { cat "$dir/build.log" >&2; exit 1; }
 bench_bin=$(sed -n 's/.*Executable benches\/load.rs (\(.*\))$/\1/p' "$dir/build.log" | head -1)
 [ -n "$bench_bin" ] || { cat "$dir/build.log" >&2; echo "instructions.sh: no load benchmark binary" >&2; exit 1; }
 case $bench_bin in /*) ;; *) bench_bin=$PWD/$bench_bin ;; esac
-target=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-gatehouse=$target/release/gatehouse
-
-port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 300); do
-        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
-        sleep 0.1
-    done
-    echo "instructions.sh: nothing answers on port $1" >&2
-    exit 1
-}
 
 # nginx with one worker, in the foreground; $1 names it, $2 is its http block
 nginx_conf() {
@@ -93,20 +68,6 @@ file = "users.toml"
 cookie_secure = false
 EOF
 
-# Signs in through the login form; prints the Cookie header value.
-sign_in() {
-    local jar=$dir/jar token
-    rm -f "$jar"
-    token=$(curl -s -c "$jar" "http://127.0.0.1:$gw_port/.gatehouse/login" |
-        sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p')
-    curl -s -o /dev/null -b "$jar" -c "$jar" \
-        --data-urlencode username=bench --data-urlencode password=bench-password-1 \
-        --data-urlencode rd=/ --data-urlencode "csrf_token=$token" \
-        "http://127.0.0.1:$gw_port/.gatehouse/login"
-    # the session cookie alone (not the remembered user name)
-    awk '$6 == "gatehouse" { printf "%s=%s", $6, $7 }' "$jar"
-}
-
 # Runs "$@" under callgrind, sends $n requests to $url (with $cookie), stops
 # it; prints the instructions it executed. $stop is the signal that ends it.
 counted() {
@@ -116,7 +77,7 @@ counted() {
     local pid=$!
     echo "$pid" >>"$started"
     wait_port "$port"
-    if [ "$path" = /x ] && [ "$port" = "$gw_port" ]; then cookie=$(sign_in); fi
+    if [ "$path" = /x ] && [ "$port" = "$gw_port" ]; then cookie=$(sign_in "$gw_port"); fi
     # Every setup must be proxied to the app: a 303 to the login page (a
     # cookie that did not sign in) would measure the wrong path.
     local status

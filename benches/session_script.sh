@@ -10,35 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in wrk nginx curl python3; do
-    command -v "$tool" >/dev/null || { echo "session_script.sh: $tool is not installed" >&2; exit 1; }
-done
+source benches/lib.sh
+bench_init session_script.sh wrk nginx curl python3
 rounds=${ROUNDS:-5}
 seconds=${SECONDS_PER_RUN:-5}
-
-dir=$(mktemp -d)
-started=$dir/started
-cleanup() {
-    [ -f "$started" ] && while read -r p; do kill -KILL "$p" 2>/dev/null || true; done <"$started"
-    wait 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-cargo build --release --bin gatehouse >&2
-target=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-gatehouse=$target/release/gatehouse
-
-port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 300); do
-        curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
-        sleep 0.1
-    done
-    echo "session_script.sh: nothing answers on port $1" >&2
-    exit 1
-}
 
 # The page: about 16 KB of ordinary markup, `</body>` near the end.
 python3 - "$dir/page.html" <<'PY'
@@ -108,19 +83,6 @@ EOF
     echo $! >>"$started"
     wait_port "$p"
     echo "$p"
-}
-
-sign_in() {
-    local jar=$dir/jar.$1 token
-    rm -f "$jar"
-    token=$(curl -s -c "$jar" "http://127.0.0.1:$1/.gatehouse/login" |
-        sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p')
-    curl -s -o /dev/null -b "$jar" -c "$jar" \
-        --data-urlencode username=bench --data-urlencode password=bench-password-1 \
-        --data-urlencode rd=/ --data-urlencode "csrf_token=$token" \
-        "http://127.0.0.1:$1/.gatehouse/login"
-    # the session cookie alone (not the remembered user name)
-    awk '$6 == "gatehouse" { printf "%s=%s", $6, $7 }' "$jar"
 }
 
 off=$(gateway off false)
