@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::redis::RedisServer;
-use common::{free_port, Browser, ALICE_PASSWORD};
+use common::{free_port, ALICE_PASSWORD};
 use support::*;
 
 /// The gateway binary's allocator, counted.
@@ -117,21 +117,6 @@ fn gateway(dir: &std::path::Path, name: &str, upstream: SocketAddr, session: &st
     addr
 }
 
-/// The `Cookie` header of a browser signed in as alice (name, email and
-/// two groups: four identity headers).
-fn signed_in(gateway: SocketAddr) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut b = Browser::new(&format!("http://{gateway}/"));
-        let r = b.login("alice", ALICE_PASSWORD, "/").await;
-        assert_eq!(r.status, 303, "login failed");
-        b.cookie_header()
-    })
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; nothing here takes arguments.
     if !have("nginx") || !have("curl") {
@@ -177,7 +162,7 @@ fn main() {
         "gateway, public route".into(),
         per_request(&format!("http://{memory}/static/x"), None),
     ));
-    let cookie = signed_in(memory);
+    let cookie = login_cookie(memory, "alice", ALICE_PASSWORD);
     rows.push((
         "gateway, authenticated (memory store)".into(),
         per_request(&format!("http://{memory}/x"), Some(&cookie)),
@@ -187,7 +172,7 @@ fn main() {
     if let Some(redis) = &redis {
         let store = format!("store = \"redis\"\nredis_url = \"{}\"\n", redis.url());
         let cached = gateway(dir.path(), "redis", upstream, &store);
-        let cookie = signed_in(cached);
+        let cookie = login_cookie(cached, "alice", ALICE_PASSWORD);
         rows.push((
             "gateway, authenticated (Redis store, 1 s cache)".into(),
             per_request(&format!("http://{cached}/x"), Some(&cookie)),
@@ -198,7 +183,7 @@ fn main() {
             upstream,
             &format!("{store}redis_cache_ttl = \"0s\"\nredis_key_prefix = \"nocache\"\n"),
         );
-        let cookie = signed_in(uncached);
+        let cookie = login_cookie(uncached, "alice", ALICE_PASSWORD);
         rows.push((
             "gateway, authenticated (Redis store, no cache: every request a miss)".into(),
             per_request(&format!("http://{uncached}/x"), Some(&cookie)),

@@ -251,20 +251,6 @@ fn builtin_upstream(addr: SocketAddr) {
     });
 }
 
-/// The `Cookie` header of a browser signed in as `bench`.
-fn login_cookie(gateway: SocketAddr, password: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut b = Browser::new(&format!("http://{gateway}/"));
-        let r = b.login("bench", password, "/").await;
-        assert_eq!(r.status, 303, "bench login failed");
-        b.cookie_header()
-    })
-}
-
 /// `concurrency` clients posting wrong passwords until `stop`, each with a
 /// valid login form (nonce cookie and token), so every attempt the gateway
 /// accepts costs it a real argon2id verification. Returns how often each
@@ -591,15 +577,7 @@ fn main() {
             ),
         )
         .unwrap();
-        let process = Kill(
-            Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-                .args(["run", "-c"])
-                .arg(&config)
-                .env("RUST_LOG", "warn")
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let process = gateway_process(&config);
         wait_for(addr, STARTUP);
         (process, addr)
     };
@@ -611,7 +589,10 @@ fn main() {
         FILE_USERS,
     );
     let gateway_pid = gateway_process.0.id();
-    let cookie = format!("Cookie: {}", login_cookie(gateway, "bench-password-1"));
+    let cookie = format!(
+        "Cookie: {}",
+        login_cookie(gateway, "bench", "bench-password-1")
+    );
     // the same gateway on the Redis store, when redis-server is installed
     let redis = if have("redis-server") {
         common::redis::RedisServer::start()
@@ -626,7 +607,10 @@ fn main() {
             &format!("store = \"redis\"\nredis_url = \"{}\"\n", r.url()),
             FILE_USERS,
         );
-        let cookie = format!("Cookie: {}", login_cookie(addr, "bench-password-1"));
+        let cookie = format!(
+            "Cookie: {}",
+            login_cookie(addr, "bench", "bench-password-1")
+        );
         (process, addr, cookie)
     });
 
@@ -644,7 +628,10 @@ fn main() {
             app_db.display()
         ),
     );
-    let sql_cookie = format!("Cookie: {}", login_cookie(sql_gateway, "bench-password-1"));
+    let sql_cookie = format!(
+        "Cookie: {}",
+        login_cookie(sql_gateway, "bench", "bench-password-1")
+    );
 
     let bare: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let bare_process = bare_pingora(bare, upstream);

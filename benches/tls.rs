@@ -32,7 +32,6 @@ mod support;
 use common::{free_port, Browser};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
@@ -131,15 +130,7 @@ fn start_gateway(dir: &std::path::Path, name: &str, upstream: SocketAddr, tls: b
         ),
     )
     .unwrap();
-    let process = Kill(
-        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args(["run", "-c"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let process = gateway_process(&config);
     wait_for(plain, Duration::from_secs(30));
     if let Some(a) = tls_addr {
         wait_for(a, Duration::from_secs(30));
@@ -175,6 +166,27 @@ struct Sample {
     p50_ms: f64,
     p99_ms: f64,
     cpu_us: f64,
+}
+
+impl Sample {
+    /// The rate, latency percentiles and CPU per operation of a run that
+    /// timed each operation (`times`) over `elapsed` seconds using `cpu`
+    /// seconds of the gateway's CPU.
+    fn of(mut times: Vec<Duration>, elapsed: f64, cpu: f64) -> Sample {
+        times.sort();
+        let pct = |p: f64| {
+            times
+                .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
+                .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+        };
+        let n = times.len() as f64;
+        Sample {
+            rate: n / elapsed,
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+            cpu_us: cpu / n * 1e6,
+        }
+    }
 }
 
 /// `concurrency` tasks sending signed-in GETs on `client` for `seconds`.
@@ -223,22 +235,10 @@ async fn requests(
     run(warm).await;
     let cpu0 = cpu_seconds(pid, clock_ticks());
     let start = Instant::now();
-    let mut times = run(start + Duration::from_secs(seconds)).await;
+    let times = run(start + Duration::from_secs(seconds)).await;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid, clock_ticks()) - cpu0;
-    times.sort();
-    let pct = |p: f64| {
-        times
-            .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
-            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-    };
-    let n = times.len() as f64;
-    Sample {
-        rate: n / elapsed,
-        p50_ms: pct(0.5),
-        p99_ms: pct(0.99),
-        cpu_us: cpu / n * 1e6,
-    }
+    Sample::of(times, elapsed, cpu)
 }
 
 /// One full handshake on a new connection, then close_notify.
@@ -303,24 +303,12 @@ fn handshakes(
     run(1.0);
     let cpu0 = cpu_seconds(pid, clock_ticks());
     let start = Instant::now();
-    let mut times = run(seconds as f64);
+    let times = run(seconds as f64);
     let elapsed = start.elapsed().as_secs_f64();
     // The last handshakes' Finished may still be in the gateway's queue.
     std::thread::sleep(Duration::from_millis(200));
     let cpu = cpu_seconds(pid, clock_ticks()) - cpu0;
-    times.sort();
-    let pct = |p: f64| {
-        times
-            .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
-            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-    };
-    let n = times.len() as f64;
-    Sample {
-        rate: n / elapsed,
-        p50_ms: pct(0.5),
-        p99_ms: pct(0.99),
-        cpu_us: cpu / n * 1e6,
-    }
+    Sample::of(times, elapsed, cpu)
 }
 
 fn main() {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -137,4 +138,31 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
+}
+
+/// The release gateway on `config`, quiet (`RUST_LOG=warn`, no stderr).
+pub fn gateway_process(config: &Path) -> Kill {
+    Kill(
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["run", "-c"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The `Cookie` header of a browser signed in through the login form.
+pub fn login_cookie(gateway: SocketAddr, user: &str, password: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut b = crate::common::Browser::new(&format!("http://{gateway}/"));
+        let r = b.login(user, password, "/").await;
+        assert_eq!(r.status, 303, "{user}: login failed");
+        b.cookie_header()
+    })
 }
