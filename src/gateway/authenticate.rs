@@ -73,8 +73,9 @@ pub struct CookieSession {
 pub fn read_cookie(snap: &Snapshot, cookies: Option<&[u8]>) -> Option<CookieSession> {
     let cookies = cookies?;
     let name = snap.settings.session.cookie_name();
-    cookie::find(cookies, name)?;
-    let parsed = cookie::values(cookies, name).find_map(SessionId::cookie_key);
+    let mut values = cookie::values(cookies, name).peekable();
+    values.peek()?;
+    let parsed = values.find_map(SessionId::cookie_key);
     Some(match parsed {
         Some((key, issued)) => CookieSession {
             key: Some(key),

@@ -92,13 +92,17 @@ pub fn rewrite(
             req.insert_header(name.clone(), value)?;
         }
     }
-    req.insert_header("X-Forwarded-For", chain_value(&request.chain)?)?;
+    let forwarded_for = match request.chain.as_slice() {
+        [client] => address_value(*client)?,
+        chain => chain_value(chain)?,
+    };
+    req.insert_header("X-Forwarded-For", forwarded_for)?;
     req.insert_header("X-Forwarded-Proto", proto)?;
     if let Some(h) = fwd_host {
         req.insert_header("X-Forwarded-Host", h)?;
     }
     if let Some(ip) = request.client_ip() {
-        req.insert_header("X-Real-IP", ip_value(ip)?)?;
+        req.insert_header("X-Real-IP", address_value(ip)?)?;
     }
     Ok(())
 }
@@ -169,9 +173,25 @@ fn chain_value(chain: &[IpAddr]) -> pingora::Result<HeaderValue> {
     value_of(|out| chain_text(chain, &mut FmtRef(out)))
 }
 
-/// `X-Real-IP`: the believed client.
-fn ip_value(ip: IpAddr) -> pingora::Result<HeaderValue> {
-    value_of(|out| write!(out, "{ip}"))
+/// An address as a header value (`X-Real-IP`, and `X-Forwarded-For` of a
+/// single hop). Each thread keeps the last one it formatted: the requests
+/// of a kept-alive connection, and most of a thread's in a row, come from
+/// one address, and then the value is shared rather than formatted again.
+fn address_value(ip: IpAddr) -> pingora::Result<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some((seen, value)) = last.as_ref() {
+            if *seen == ip {
+                return Ok(value.clone());
+            }
+        }
+        let value = value_of(|out| write!(out, "{ip}"))?;
+        *last = Some((ip, value.clone()));
+        Ok(value)
+    })
 }
 
 /// `chain_text` takes a sized writer.
