@@ -99,8 +99,11 @@ EOF
     echo "$p"
 }
 
+# CALIBRATE=1: both gateways off (an A/A run), to see what "the same"
+# measures on this machine.
+calibrate=${CALIBRATE:-0}
 off=$(gateway off false)
-on=$(gateway on true)
+if [ "$calibrate" = 1 ]; then on=$(gateway on false); else on=$(gateway on true); fi
 off_cookie=$(sign_in "$off")
 on_cookie=$(sign_in "$on")
 
@@ -108,8 +111,10 @@ on_cookie=$(sign_in "$on")
 # rewrite is really there (and only there).
 page_on=$(curl -s -w '\n%{http_code}' -H "Cookie: $on_cookie" "http://127.0.0.1:$on/invoices/")
 page_off=$(curl -s -w '\n%{http_code}' -H "Cookie: $off_cookie" "http://127.0.0.1:$off/invoices/")
-case $page_on in
-    *'ACME back office'*'session.js" defer></script></body>'*200) ;;
+case $calibrate:$page_on in
+    1:*session.js*) echo "session_script.sh: a tag with injection off" >&2; exit 1 ;;
+    1:*'ACME back office'*200) ;;
+    0:*'ACME back office'*'session.js" defer></script></body>'*200) ;;
     *) echo "session_script.sh: the injected page is not the app's page with the tag: $(tail -c 300 <<<"$page_on")" >&2; exit 1 ;;
 esac
 page_plain=$(curl -s -w '\n%{http_code}' -H "Cookie: $on_cookie" "http://127.0.0.1:$on/plain/")
@@ -184,3 +189,27 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 
 echo "median: off $(median "${offs[@]}") req/s, on $(median "${ons[@]}") req/s, on/off $(median "${ratios[@]}") (per-round ratios: ${ratios[*]})"
 echo "median CPU per request: off $(median "${off_cpus[@]}") µs, on $(median "${on_cpus[@]}") µs, on/off $(median "${cost_ratios[@]}") (per-round: ${cost_ratios[*]})"
 echo "one process: on $(median "${ons[@]}") req/s, the same page as text/plain $(median "${plains[@]}") req/s, on/plain $(median "${same_ratios[@]}") (per-round: ${same_ratios[*]})"
+
+# Side by side: both gateways share the one core and are loaded at the same
+# time, each by its own wrk, so whatever the machine does in those seconds
+# it does to both; each gets about half the core, and the ratio of their
+# requests/s is the ratio of their costs. The sequential runs above swing
+# with the machine between runs (two identical gateways: 0.83-1.12x).
+pair() {
+    local a_out=$dir/pair.off b_out=$dir/pair.on a b
+    "${client_core[@]}" wrk -t1 -c32 -d"${seconds}s" -H "Cookie: $off_cookie" "http://127.0.0.1:$off/invoices/" >"$a_out" &
+    a=$!
+    "${client_core[@]}" wrk -t1 -c32 -d"${seconds}s" -H "Cookie: $on_cookie" "http://127.0.0.1:$on/invoices/" >"$b_out" &
+    b=$!
+    wait "$a" "$b"
+    if grep -q "Non-2xx" "$a_out" "$b_out"; then echo "session_script.sh: errors side by side" >&2; exit 1; fi
+    echo "$(awk '/Requests\/sec:/ { print $2 }' "$a_out") $(awk '/Requests\/sec:/ { print $2 }' "$b_out")"
+}
+pair_ratios=()
+pair >/dev/null # warm-up
+for r in $(seq "$rounds"); do
+    read -r a b <<<"$(pair)"
+    pair_ratios+=("$(python3 -c "print(f'{$b / $a:.4f}')")")
+    echo "side by side, round $r: off $a req/s, on $b req/s, on/off ${pair_ratios[-1]}"
+done
+echo "side by side: on/off $(median "${pair_ratios[@]}") (per-round: ${pair_ratios[*]})"

@@ -224,6 +224,16 @@ async fn injection_rewrites_html_of_login_routes_with_the_framing_right() {
     assert_eq!(body, page.replace("</body>", &format!("{TAG}</body>")));
     assert_eq!(body.matches(TAG).count(), 1);
 
+    // Digests of the body as the app sent it would no longer match: gone,
+    // as is its offer of byte ranges; the app's other headers stay.
+    let (head, body) = get(&gw, "/digested", &cookie, "1.1");
+    assert_eq!(body.matches(TAG).count(), 1, "{head}");
+    for name in ["content-md5", "digest", "repr-digest", "content-digest"] {
+        assert_eq!(header(&head, name), None, "{name} in {head}");
+    }
+    assert_eq!(header(&head, "accept-ranges"), Some("none"), "{head}");
+    assert_eq!(header(&head, "x-app-header"), Some("kept"), "{head}");
+
     // Chunked from the app, `</body>` split across its chunks.
     let (head, body) = get(&gw, "/chunked", &cookie, "1.1");
     assert_eq!(header(&head, "transfer-encoding"), Some("chunked"));
@@ -301,4 +311,10 @@ async fn injection_leaves_alone_what_it_cannot_safely_rewrite() {
     let (head, body) = get(&off, "/notes", &cookie, "1.1");
     assert_eq!(body, common::html_app::page("/notes"));
     assert!(header(&head, "content-length").is_some());
+    // ... not even the digests of a page.
+    let (head, _) = get(&off, "/digested", &cookie, "1.1");
+    for name in ["content-md5", "digest", "repr-digest", "content-digest"] {
+        assert!(header(&head, name).is_some(), "{name} in {head}");
+    }
+    assert_eq!(header(&head, "accept-ranges"), Some("bytes"), "{head}");
 }

@@ -180,6 +180,14 @@ impl TagInserter {
     }
 }
 
+/// The tag for a gateway under `prefix` (made once per config).
+pub fn tag(prefix: &str) -> Bytes {
+    let prefix = crate::ui::escape(prefix);
+    Bytes::from(format!(
+        "<script src=\"{prefix}/session.js\" defer></script>"
+    ))
+}
+
 /// The inserter for this answer, if it gets the tag; the framing headers
 /// are adjusted when it does.
 pub fn begin(
@@ -195,38 +203,45 @@ pub fn begin(
         .route
         .and_then(|i| settings.routes.get(i))
         .is_some_and(|r| matches!(r.access, Access::Login));
-    let header = |name| resp.headers.get(name).and_then(|v| v.to_str().ok());
-    let html = header(http::header::CONTENT_TYPE).is_some_and(|t| {
-        t.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
-    });
-    let identity = header(http::header::CONTENT_ENCODING)
-        .is_none_or(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"))
-        && resp
-            .headers
-            .get(http::header::CONTENT_ENCODING)
-            .is_none_or(|v| v.to_str().is_ok());
     let status = resp.status.as_u16();
     let has_body =
         req.method != http::Method::HEAD && !matches!(status, 100..=199 | 204 | 206 | 304);
-    if !(login_route && html && identity && has_body) {
+    if !(login_route && has_body) {
         return Ok(None);
     }
-    let chunked = resp.headers.get(http::header::TRANSFER_ENCODING).is_some();
-    let length = header(http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
-    let prefix = crate::ui::escape(&settings.server.prefix);
-    let inserter = TagInserter::new(format!(
-        "<script src=\"{prefix}/session.js\" defer></script>"
-    ));
+    let header = |name| resp.headers.get(name).map(|v| v.to_str());
+    let html = header(http::header::CONTENT_TYPE).is_some_and(|t| {
+        t.is_ok_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+        })
+    });
+    // No encoding, or `identity`; one that is not text is not identity.
+    let identity = header(http::header::CONTENT_ENCODING).is_none_or(|e| {
+        e.is_ok_and(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"))
+    });
+    if !(html && identity) {
+        return Ok(None);
+    }
+    let chunked = resp.headers.contains_key(http::header::TRANSFER_ENCODING);
+    let length = header(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let inserter = TagInserter::new(ctx.snapshot.session_script_tag.clone());
     // Digests and byte ranges describe the body before the tag went in.
-    for name in &DIGESTS {
-        resp.remove_header(name);
+    // One look over the answer's few headers finds any digest; removing
+    // names that are not there would cost a hash and a probe each.
+    let digests = resp.headers.keys().any(|name| DIGESTS.contains(name));
+    if digests {
+        for name in &DIGESTS {
+            resp.remove_header(name);
+        }
     }
     resp.insert_header(http::header::ACCEPT_RANGES, "none")?;
     if let (Some(length), false) = (length, chunked) {
         let grown = length.saturating_add(inserter.tag.len() as u64);
-        resp.insert_header(http::header::CONTENT_LENGTH, grown.to_string())?;
+        resp.insert_header(http::header::CONTENT_LENGTH, grown)?;
         return Ok(Some(inserter.padded()));
     }
     resp.remove_header(&http::header::CONTENT_LENGTH);

@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub shortest: crate::session::SessionPolicy,
     /// How to connect to each route's upstreams.
     pub peers: super::upstream_peer::RoutePeers,
+    /// The `<script>` tag `ui.inject_session_script` puts into pages.
+    pub session_script_tag: bytes::Bytes,
 }
 
 impl Snapshot {
@@ -76,8 +78,10 @@ impl Snapshot {
                 .filter_map(|g| g.absolute_timeout)
                 .fold(s.absolute_timeout, Ord::min),
         };
+        let session_script_tag = super::script_injection::tag(&settings.server.prefix);
         Snapshot {
             peers: super::upstream_peer::RoutePeers::new(&settings.routes),
+            session_script_tag,
             settings,
             users,
             limits,

@@ -143,11 +143,16 @@ fn serve(mut stream: TcpStream, served: &Mutex<HashMap<String, usize>>) {
                     "<script>document.title = 'inline ran';</script></body>",
                 );
             }
-            let csp = if target.contains("csp") {
+            let mut csp = if target.contains("csp") {
                 format!("Content-Security-Policy: {STRICT_CSP}\r\n")
             } else {
                 String::new()
             };
+            if path == "/digested" {
+                // Digests of the page as the app sent it (values made up:
+                // nothing checks them but the client).
+                csp.push_str("Content-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\nDigest: sha-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=\r\nRepr-Digest: sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:\r\nContent-Digest: sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:\r\nAccept-Ranges: bytes\r\nX-App-Header: kept\r\n");
+            }
             send(
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n{csp}Content-Length: {}\r\nConnection: close\r\n\r\n",
