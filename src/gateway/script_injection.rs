@@ -1,7 +1,8 @@
 //! `[ui] inject_session_script`: the session.js tag inserted before
 //! `</body>` of the HTML answers of `login` routes, as they stream through
-//! (a `</body>` split across chunks is found; nothing is buffered beyond the
-//! few bytes that might start one).
+//! (a `</body>` split across chunks is found; nothing is held back but the
+//! few bytes that might start one, and the page from its `</body>` on until
+//! the next chunk or the end of the stream).
 //!
 //! It must never touch an answer it cannot rewrite safely: compressed
 //! bodies (any `Content-Encoding` but `identity`), partial content, HEAD,
@@ -338,7 +339,7 @@ mod tests {
 
     #[test]
     fn leaves_fragments_and_lookalikes_alone() {
-        // Bytes that differ from `<` and `/` only in bit 0x20: not a tag.
+        // Control bytes in place of `<` or `/`: not a tag.
         for page in [
             "<div>partial</div>",
             "<p></bodyguard></p>",
