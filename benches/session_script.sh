@@ -195,21 +195,30 @@ echo "one process: on $(median "${ons[@]}") req/s, the same page as text/plain $
 # it does to both; each gets about half the core, and the ratio of their
 # requests/s is the ratio of their costs. The sequential runs above swing
 # with the machine between runs (two identical gateways: 0.83-1.12x).
+# pair FIRST: both loaded at once, "off" started first unless FIRST=on (the
+# order alternates by round, so a head start cancels out)
 pair() {
     local a_out=$dir/pair.off b_out=$dir/pair.on a b
+    if [ "$1" = on ]; then
+        "${client_core[@]}" wrk -t1 -c32 -d"${seconds}s" -H "Cookie: $on_cookie" "http://127.0.0.1:$on/invoices/" >"$b_out" &
+        b=$!
+    fi
     "${client_core[@]}" wrk -t1 -c32 -d"${seconds}s" -H "Cookie: $off_cookie" "http://127.0.0.1:$off/invoices/" >"$a_out" &
     a=$!
-    "${client_core[@]}" wrk -t1 -c32 -d"${seconds}s" -H "Cookie: $on_cookie" "http://127.0.0.1:$on/invoices/" >"$b_out" &
-    b=$!
+    if [ "$1" != on ]; then
+        "${client_core[@]}" wrk -t1 -c32 -d"${seconds}s" -H "Cookie: $on_cookie" "http://127.0.0.1:$on/invoices/" >"$b_out" &
+        b=$!
+    fi
     wait "$a" "$b"
     if grep -q "Non-2xx" "$a_out" "$b_out"; then echo "session_script.sh: errors side by side" >&2; exit 1; fi
     echo "$(awk '/Requests\/sec:/ { print $2 }' "$a_out") $(awk '/Requests\/sec:/ { print $2 }' "$b_out")"
 }
 pair_ratios=()
-pair >/dev/null # warm-up
+pair off >/dev/null # warm-up
 for r in $(seq "$rounds"); do
-    read -r a b <<<"$(pair)"
+    if [ $((r % 2)) -eq 1 ]; then first=off; else first=on; fi
+    read -r a b <<<"$(pair "$first")"
     pair_ratios+=("$(python3 -c "print(f'{$b / $a:.4f}')")")
-    echo "side by side, round $r: off $a req/s, on $b req/s, on/off ${pair_ratios[-1]}"
+    echo "side by side, round $r ($first started first): off $a req/s, on $b req/s, on/off ${pair_ratios[-1]}"
 done
 echo "side by side: on/off $(median "${pair_ratios[@]}") (per-round: ${pair_ratios[*]})"
