@@ -111,11 +111,7 @@ impl TagInserter {
     pub fn filter(&mut self, body: &mut Option<Bytes>, end: bool) {
         if let Some(held) = self.held.take() {
             let chunk = body.take().unwrap_or_default();
-            let mut out = BytesMut::with_capacity(self.tag.len() + held.len() + chunk.len());
-            out.extend_from_slice(&self.tag);
-            out.extend_from_slice(&held);
-            out.extend_from_slice(&chunk);
-            *body = Some(out.freeze());
+            *body = joined([&self.tag, &held, &chunk, &[]], 0);
             return;
         }
         if self.done {
@@ -128,16 +124,15 @@ impl TagInserter {
             carry.extend_from_slice(&chunk);
             chunk = Bytes::from(std::mem::take(&mut carry));
         }
-        // A `</body>` begun by the bytes held back: they, with the first
-        // bytes of this chunk, are all that is searched for it. (One later
-        // in this chunk is preferred: the last one is the real one.)
-        let straddles = !carry.is_empty() && {
+        let in_chunk = find_close_body(&chunk);
+        // Without one in this chunk (a later one is the real one), a
+        // `</body>` begun by the bytes held back: they, with the first bytes
+        // of this chunk, are all that is searched for it.
+        let straddles = in_chunk.is_none() && !carry.is_empty() && {
             let mut probe = carry.clone();
             probe.extend(chunk.iter().take(CLOSE_BODY.len() + 1));
             find_close_body(&probe) == Some(0)
         };
-        let in_chunk = find_close_body(&chunk);
-        let straddles = straddles && in_chunk.is_none();
         let found = if straddles { Some(0) } else { in_chunk };
         let mut spaces = 0;
         // The page goes out as it came (shared, not copied) unless bytes
@@ -175,14 +170,19 @@ impl TagInserter {
                 [&carry, &chunk[..send], &[], &[]]
             }
         };
-        let mut out =
-            BytesMut::with_capacity(pieces.iter().map(|p| p.len()).sum::<usize>() + spaces);
-        for piece in pieces {
-            out.extend_from_slice(piece);
-        }
-        out.resize(out.len() + spaces, b' ');
-        *body = (!out.is_empty()).then(|| out.freeze());
+        *body = joined(pieces, spaces);
     }
+}
+
+/// `pieces` one after another, then `spaces` spaces, as one chunk (none
+/// when that is empty).
+fn joined(pieces: [&[u8]; 4], spaces: usize) -> Option<Bytes> {
+    let mut out = BytesMut::with_capacity(pieces.iter().map(|p| p.len()).sum::<usize>() + spaces);
+    for piece in pieces {
+        out.extend_from_slice(piece);
+    }
+    out.resize(out.len() + spaces, b' ');
+    (!out.is_empty()).then(|| out.freeze())
 }
 
 /// The tag for a gateway under `prefix` (made once per config).

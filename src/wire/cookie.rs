@@ -43,6 +43,7 @@ struct Pair<'a> {
 
 /// The pairs of a `Cookie` header value (or of several lines joined with
 /// `;`); empty pairs are skipped.
+///
 /// Every request of a signed-in user reads its header this way (twice:
 /// for the session and to remove the gateway's cookies before the app),
 /// so the separators are found with memchr rather than byte by byte.
