@@ -247,6 +247,33 @@ async fn idle_warning_counts_down_and_stay_signed_in_keeps_the_session() {
     b.close().await;
 }
 
+/// A page whose `</body>` the app split between two chunks gets the tag
+/// right after it (the start of `</body>` was already sent): the browser
+/// puts the script in the body all the same, and it runs, warning and all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_after_a_split_close_body_runs_in_the_body() {
+    let Some(wd) = WebDriver::start() else { return };
+    let app = HtmlApp::start();
+    let gw = Gateway::start(&config(app.addr, SESSION));
+    let b = wd.profile().await;
+    sign_in(&b, &gw, "/chunked").await;
+    let parent = b
+        .eval(
+            "var s = document.querySelector('script[src$=\"/session.js\"]'); return s && s.parentNode.nodeName;",
+            vec![],
+        )
+        .await;
+    assert_eq!(parent.as_str(), Some("BODY"), "where the script landed");
+    b.wait_for_visible(DIALOG, SESSION_WAIT).await;
+    let ran = b
+        .eval("return window.gatehouseSession.version;", vec![])
+        .await;
+    assert_eq!(ran.as_u64(), Some(1));
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    b.close().await;
+}
+
 /// Two tabs: the warning shows in both, "Stay signed in" in one dismisses
 /// it in the other; ignored, both land on the login page saying why, each
 /// with its own way back.

@@ -1,8 +1,9 @@
 //! `[ui] inject_session_script`: the session.js tag inserted before
-//! `</body>` of the HTML answers of `login` routes, as they stream through
-//! (a `</body>` split across chunks is found; nothing is held back but the
-//! few bytes that might start one, and the page from its `</body>` on until
-//! the next chunk or the end of the stream).
+//! `</body>` of the HTML answers of `login` routes, as they stream through.
+//! Every chunk is passed on as it came, uncopied, except the one that gets
+//! the tag, which grows in its own buffer; nothing is held back but the
+//! page from its `</body>` on, until the next chunk or the end of the
+//! stream.
 //!
 //! It must never touch an answer it cannot rewrite safely: compressed
 //! bodies (any `Content-Encoding` but `identity`), partial content, HEAD,
@@ -30,10 +31,20 @@ static DIGESTS: [http::HeaderName; 4] = [
 
 /// Inserts `tag` once, before the last `</body>` of the first chunk of a
 /// streamed body that has one (a page has one, near its end).
+///
+/// A `</body>` split between two chunks has begun in bytes already sent,
+/// so the tag goes right after it instead: the HTML parser puts a script
+/// that follows `</body>` into the body all the same (the "after body"
+/// insertion mode reprocesses it "in body"). Holding back the end of every
+/// chunk that might begin one, to put the tag before it, meant copying
+/// the next chunk whole to send those bytes first: every chunk ending in
+/// `<` (3% to 12% of the bytes of a page are `<`) paid a copy of the next,
+/// up to 64 KB, for a split that comes once in thousands of pages.
 pub struct TagInserter {
     tag: Bytes,
-    /// The end of the last chunk, held back because it may begin `</body`.
-    carry: Vec<u8>,
+    /// The end of the chunks so far, when it may begin `</body` (sent
+    /// already; kept to recognise a `</body>` split between chunks).
+    tail: Vec<u8>,
     /// The page from its `</body>` on, held back by the chunk that found
     /// it: sent with the tag before it and the next chunk after it, so
     /// the page before it goes out as it came, without a copy.
@@ -93,7 +104,7 @@ impl TagInserter {
     pub fn new(tag: impl Into<Bytes>) -> Self {
         TagInserter {
             tag: tag.into(),
-            carry: Vec::new(),
+            tail: Vec::new(),
             held: None,
             done: false,
             pad: false,
@@ -111,77 +122,98 @@ impl TagInserter {
     pub fn filter(&mut self, body: &mut Option<Bytes>, end: bool) {
         if let Some(held) = self.held.take() {
             let chunk = body.take().unwrap_or_default();
-            *body = joined([&self.tag, &held, &chunk, &[]], 0);
+            *body = joined(&[&self.tag, &held, &chunk]);
             return;
         }
         if self.done {
             return;
         }
-        let mut chunk = body.take().unwrap_or_default();
-        let mut carry = std::mem::take(&mut self.carry);
-        if !carry.is_empty() && chunk.len() <= CLOSE_BODY.len() {
-            // A few bytes more: searched together with those held back.
-            carry.extend_from_slice(&chunk);
-            chunk = Bytes::from(std::mem::take(&mut carry));
-        }
-        let in_chunk = find_close_body(&chunk);
-        // Without one in this chunk (a later one is the real one), a
-        // `</body>` begun by the bytes held back: they, with the first bytes
-        // of this chunk, are all that is searched for it.
-        let straddles = in_chunk.is_none() && !carry.is_empty() && {
-            let mut probe = carry.clone();
-            probe.extend(chunk.iter().take(CLOSE_BODY.len() + 1));
-            find_close_body(&probe) == Some(0)
+        let Some(chunk) = body.take() else {
+            if end && self.pad {
+                self.done = true;
+                *body = joined(&[&vec![b' '; self.tag.len()]]);
+            }
+            return;
         };
-        let found = if straddles { Some(0) } else { in_chunk };
-        let mut spaces = 0;
-        // The page goes out as it came (shared, not copied) unless bytes
-        // were held back, the tag goes in, or spaces are added.
-        let pieces: [&[u8]; 4] = match found {
+        let at = find_close_body(&chunk).or_else(|| self.after_split_close(&chunk));
+        match at {
+            // The usual case: the last chunk of the page comes before the
+            // end of the stream is known, which sends the rest.
+            Some(at) if !end => {
+                self.done = true;
+                self.held = Some(chunk.slice(at..));
+                *body = (at > 0).then(|| chunk.slice(..at));
+            }
             Some(at) => {
                 self.done = true;
-                if carry.is_empty() && !end {
-                    // The usual case: the last chunk of the page comes
-                    // before the end of the stream is known, which sends
-                    // the rest.
-                    self.held = Some(chunk.slice(at..));
-                    *body = (at > 0).then(|| chunk.slice(..at));
-                    return;
-                }
-                if straddles {
-                    [&self.tag, &carry, &chunk, &[]]
-                } else {
-                    [&carry, &chunk[..at], &self.tag, &chunk[at..]]
-                }
+                let tag = &self.tag;
+                *body = Some(widened(chunk, at, tag.len(), |gap| {
+                    gap.copy_from_slice(tag)
+                }));
             }
             None if end && self.pad => {
                 self.done = true;
-                spaces = self.tag.len();
-                [&carry, &chunk, &[], &[]]
+                let len = chunk.len();
+                *body = Some(widened(chunk, len, self.tag.len(), |gap| gap.fill(b' ')));
             }
             None => {
-                let keep = if end { 0 } else { partial_tail(&chunk) };
-                let send = chunk.len() - keep;
-                self.carry.extend_from_slice(&chunk[send..]);
-                if carry.is_empty() {
-                    *body = (send > 0).then(|| chunk.slice(..send));
-                    return;
+                // What may begin a `</body>` the next chunk ends: this
+                // chunk's end, or, when it is shorter than that, the end
+                // of the chunks before it too.
+                if chunk.len() < CLOSE_BODY.len() {
+                    self.tail.extend_from_slice(&chunk);
+                } else {
+                    self.tail.clear();
+                    self.tail
+                        .extend_from_slice(&chunk[chunk.len() - CLOSE_BODY.len()..]);
                 }
-                [&carry, &chunk[..send], &[], &[]]
+                let keep = partial_tail(&self.tail);
+                self.tail.drain(..self.tail.len() - keep);
+                *body = Some(chunk);
             }
-        };
-        *body = joined(pieces, spaces);
+        }
+    }
+
+    /// Where the tag goes in `chunk` when a `</body>` begun by the chunks
+    /// before it ends in it: after that tag's `>`.
+    fn after_split_close(&self, chunk: &[u8]) -> Option<usize> {
+        if self.tail.is_empty() {
+            return None;
+        }
+        let mut probe = self.tail.clone();
+        probe.extend(chunk.iter().take(CLOSE_BODY.len() + 1));
+        if find_close_body(&probe) != Some(0) {
+            return None;
+        }
+        let rest = CLOSE_BODY.len() - self.tail.len();
+        memchr::memchr(b'>', chunk.get(rest..)?).map(|gt| rest + gt + 1)
     }
 }
 
-/// `pieces` one after another, then `spaces` spaces, as one chunk (none
-/// when that is empty).
-fn joined(pieces: [&[u8]; 4], spaces: usize) -> Option<Bytes> {
-    let mut out = BytesMut::with_capacity(pieces.iter().map(|p| p.len()).sum::<usize>() + spaces);
+/// `chunk` with `n` bytes made at `at` and filled by `fill`, in the
+/// chunk's own buffer when nothing else holds it (Pingora reads each chunk
+/// of an answer into a buffer of its own): the page stays where it is and
+/// only the bytes after `at` move. The buffer grows by exactly `n`, which
+/// the allocator mostly finds in the block it already gave (mimalloc
+/// rounds a block up to one of four sizes per doubling, and grows it in
+/// place while the new size fits). A chunk something else still holds is
+/// copied.
+fn widened(chunk: Bytes, at: usize, n: usize, fill: impl FnOnce(&mut [u8])) -> Bytes {
+    let mut page = Vec::from(chunk);
+    let len = page.len();
+    page.reserve_exact(n);
+    page.resize(len + n, 0);
+    page.copy_within(at..len, at + n);
+    fill(&mut page[at..at + n]);
+    Bytes::from(page)
+}
+
+/// `pieces` one after another as one chunk (none when that is empty).
+fn joined(pieces: &[&[u8]]) -> Option<Bytes> {
+    let mut out = BytesMut::with_capacity(pieces.iter().map(|p| p.len()).sum());
     for piece in pieces {
         out.extend_from_slice(piece);
     }
-    out.resize(out.len() + spaces, b' ');
     (!out.is_empty()).then(|| out.freeze())
 }
 
@@ -335,15 +367,90 @@ mod tests {
     #[test]
     fn finds_a_tag_split_across_chunks_at_every_point() {
         let page = "<html><body><p>a < b</p><bod></body></html>";
-        let want = format!("<html><body><p>a < b</p><bod>{TAG}</body></html>");
+        let close = page.find("</body>").unwrap();
+        let before = format!("<html><body><p>a < b</p><bod>{TAG}</body></html>");
+        // A `</body>` split between chunks: the tag right after it.
+        let after = format!("<html><body><p>a < b</p><bod></body>{TAG}</html>");
+        let splits = |cut: usize| cut > close && cut < close + "</body>".len();
         for i in 0..=page.len() {
             for j in i..=page.len() {
-                assert_eq!(run(&[&page[..i], &page[i..j], &page[j..]]), want, "{i} {j}");
+                let want = if splits(i) || splits(j) {
+                    &after
+                } else {
+                    &before
+                };
+                assert_eq!(
+                    run(&[&page[..i], &page[i..j], &page[j..]]),
+                    *want,
+                    "{i} {j}"
+                );
             }
         }
         let bytes: Vec<String> = page.chars().map(String::from).collect();
         let refs: Vec<&str> = bytes.iter().map(String::as_str).collect();
-        assert_eq!(run(&refs), want);
+        assert_eq!(run(&refs), after);
+        // `</body` whole in one chunk, what ends the name in the next.
+        assert_eq!(
+            run(&["<p>x</p></BODY", " \n>", "</html>"]),
+            format!("<p>x</p></BODY \n>{TAG}</html>")
+        );
+        // A later `</body>` in the chunk is the real one.
+        assert_eq!(
+            run(&["<p>x</p></bo", "dy> --></body></html>"]),
+            format!("<p>x</p></body> -->{TAG}</body></html>")
+        );
+    }
+
+    #[test]
+    fn every_chunk_goes_out_whole_and_uncopied_but_the_one_with_the_tag() {
+        let mut ins = TagInserter::new(TAG);
+        for piece in ["<p>a ", "<", "/", "b> ", "</bo", "dyguard>"] {
+            let chunk = Bytes::copy_from_slice(piece.as_bytes());
+            let mut body = Some(chunk.clone());
+            ins.filter(&mut body, false);
+            let out = body.unwrap();
+            assert_eq!(out, piece);
+            assert_eq!(out.as_ptr(), chunk.as_ptr(), "{piece}: not a copy");
+        }
+        let mut end = None;
+        ins.filter(&mut end, true);
+        assert_eq!(end, None);
+    }
+
+    #[test]
+    fn a_last_chunk_that_ends_the_stream_grows_in_its_own_buffer() {
+        // A buffer of its own with room to spare: the tag goes in where the
+        // page already is, and only the end of the page moves.
+        let page = b"<body><p>long page</p></body></html>";
+        let mut buffer = Vec::with_capacity(page.len() + TAG.len());
+        buffer.extend_from_slice(page);
+        let chunk = Bytes::from(buffer);
+        let at = chunk.as_ptr();
+        let mut ins = TagInserter::new(TAG).padded();
+        let mut body = Some(chunk);
+        ins.filter(&mut body, true);
+        let out = body.unwrap();
+        assert_eq!(out, format!("<body><p>long page</p>{TAG}</body></html>"));
+        assert_eq!(out.as_ptr(), at, "the chunk's own buffer, not a copy");
+
+        // A chunk something else still holds is copied, and left as it was.
+        let shared = Bytes::from(page.to_vec());
+        let mut body = Some(shared.clone());
+        TagInserter::new(TAG).filter(&mut body, true);
+        let want = format!("<body><p>long page</p>{TAG}</body></html>");
+        assert_eq!(body.unwrap(), want);
+        assert_eq!(shared, &page[..]);
+
+        // A sized page without `</body>` grows by spaces the same way.
+        let mut buffer = Vec::with_capacity(64);
+        buffer.extend_from_slice(b"<p>fragment</p>");
+        let chunk = Bytes::from(buffer);
+        let at = chunk.as_ptr();
+        let mut body = Some(chunk);
+        TagInserter::new(TAG).padded().filter(&mut body, true);
+        let out = body.unwrap();
+        assert_eq!(out, format!("<p>fragment</p>{}", " ".repeat(TAG.len())));
+        assert_eq!(out.as_ptr(), at, "the chunk's own buffer, not a copy");
     }
 
     #[test]
@@ -410,13 +517,14 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_end_of_stream_releases_the_held_bytes() {
+    fn what_may_begin_the_tag_is_sent_at_once() {
+        // Nothing of a page without `</body>` waits for the next chunk.
         let mut ins = TagInserter::new(TAG);
         let mut body = Some(Bytes::from_static(b"text </bo"));
         ins.filter(&mut body, false);
-        assert_eq!(body.unwrap(), "text ");
+        assert_eq!(body.unwrap(), "text </bo");
         let mut end = None;
         ins.filter(&mut end, true);
-        assert_eq!(end.unwrap(), "</bo");
+        assert_eq!(end, None);
     }
 }
