@@ -275,7 +275,10 @@ pub fn begin(
             resp.remove_header(name);
         }
     }
-    resp.insert_header(http::header::ACCEPT_RANGES, "none")?;
+    resp.insert_header(
+        http::header::ACCEPT_RANGES,
+        http::HeaderValue::from_static("none"),
+    )?;
     if let (Some(length), false) = (length, chunked) {
         let grown = length.saturating_add(inserter.tag.len() as u64);
         resp.insert_header(http::header::CONTENT_LENGTH, grown)?;
