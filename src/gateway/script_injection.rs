@@ -131,7 +131,7 @@ impl TagInserter {
         let Some(chunk) = body.take() else {
             if end && self.pad {
                 self.done = true;
-                *body = joined(&[&vec![b' '; self.tag.len()]]);
+                *body = Some(Bytes::from(vec![b' '; self.tag.len()]));
             }
             return;
         };
