@@ -180,9 +180,13 @@ impl TagInserter {
         if self.tail.is_empty() {
             return None;
         }
-        let mut probe = self.tail.clone();
-        probe.extend(chunk.iter().take(CLOSE_BODY.len() + 1));
-        if find_close_body(&probe) != Some(0) {
+        // At most six bytes remembered and seven more: on the stack.
+        let mut probe = [0u8; 2 * CLOSE_BODY.len() + 1];
+        let head = &chunk[..chunk.len().min(CLOSE_BODY.len() + 1)];
+        let probe_len = self.tail.len() + head.len();
+        probe[..self.tail.len()].copy_from_slice(&self.tail);
+        probe[self.tail.len()..probe_len].copy_from_slice(head);
+        if find_close_body(&probe[..probe_len]) != Some(0) {
             return None;
         }
         let rest = CLOSE_BODY.len() - self.tail.len();
