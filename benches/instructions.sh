@@ -7,6 +7,9 @@
 # which is the same for every proxy here, is not counted.
 #
 #   bash benches/instructions.sh      # needs valgrind, nginx, curl, python3
+#   KEEP=DIR bash benches/instructions.sh   # also keeps each callgrind profile
+#                                           # in DIR (NAME.REQUESTS.out), for
+#                                           # callgrind_annotate
 set -euo pipefail
 shopt -s inherit_errexit  # a failed check inside $(...) ends the script too
 cd "$(dirname "$0")/.."
@@ -86,6 +89,7 @@ counted() {
     curl -s -o /dev/null --fail ${cookie:+-H "Cookie: $cookie"} "http://127.0.0.1:$port$path?[1-$n]"
     kill "-$stop" "$pid"
     wait "$pid" || true
+    if [ -n "${KEEP:-}" ] && [ -n "${label:-}" ]; then cp "$out" "$KEEP/$label.$n.out"; fi
     sed -n 's/^summary: //p' "$out"
 }
 
@@ -123,10 +127,10 @@ auth_total() {
 }
 nginx_auth=$(( ($(auth_total 4000) - $(auth_total 1000)) / 3000 ))
 bare_port=$(port)
-bare=$(GATEHOUSE_BENCH_BARE_PINGORA="127.0.0.1:$bare_port 127.0.0.1:$upstream" RUST_LOG=warn \
+bare=$(label=bare GATEHOUSE_BENCH_BARE_PINGORA="127.0.0.1:$bare_port 127.0.0.1:$upstream" RUST_LOG=warn \
     per_request "$bare_port" /x INT "$bench_bin")
-public=$(RUST_LOG=warn per_request "$gw_port" /public/x INT "$gatehouse" run -c "$dir/gatehouse.toml")
-authed=$(RUST_LOG=warn per_request "$gw_port" /x INT "$gatehouse" run -c "$dir/gatehouse.toml")
+public=$(label=public RUST_LOG=warn per_request "$gw_port" /public/x INT "$gatehouse" run -c "$dir/gatehouse.toml")
+authed=$(label=authed RUST_LOG=warn per_request "$gw_port" /x INT "$gatehouse" run -c "$dir/gatehouse.toml")
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
 echo

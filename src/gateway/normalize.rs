@@ -68,6 +68,46 @@ fn hex_value(b: u8) -> Option<u8> {
 /// Decodes percent-escapes of unreserved characters, upper-cases the rest,
 /// folds `//`, and resolves `.` and `..` (never above the root).
 pub fn normalize_path(path: &str) -> Result<String, Malformed> {
+    if already_normal(path.as_bytes()) {
+        return Ok(path.to_owned());
+    }
+    rewrite_path(path)
+}
+
+/// Whether `normalize_path` would hand `path` back unchanged, decided in
+/// one pass: it starts with `/`, holds only visible ASCII other than `%`
+/// (an escape may need decoding or upper-casing), a backslash, `#` and `;` (path
+/// parameters, checked on the slow path), has no empty segment but a
+/// trailing one, and no `.` or `..` segment. Most requests are like this;
+/// they skip the decoding and the segment walk.
+fn already_normal(path: &[u8]) -> bool {
+    if path.first() != Some(&b'/') {
+        return false;
+    }
+    // the bytes of the current segment so far, and whether all were dots
+    let mut len = 0usize;
+    let mut dots = true;
+    for &b in path.iter().skip(1) {
+        if b == b'/' {
+            if len == 0 || (dots && len <= 2) {
+                return false;
+            }
+            len = 0;
+            dots = true;
+            continue;
+        }
+        if !is_visible_ascii(b) || matches!(b, b'%' | b'\\' | b'#' | b';') {
+            return false;
+        }
+        len += 1;
+        dots &= b == b'.';
+    }
+    // the last segment: empty (a trailing slash, or the root) is kept
+    len == 0 || !(dots && len <= 2)
+}
+
+/// `normalize_path` for a path that may need it.
+fn rewrite_path(path: &str) -> Result<String, Malformed> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(Malformed("path must start with '/'"));
@@ -275,7 +315,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_fast_path_takes_only_paths_that_need_nothing() {
+        for normal in [
+            "/",
+            "/a",
+            "/a/",
+            "/a/b.c",
+            "/.well-known/x",
+            "/...",
+            "/a..",
+            "/.a/b",
+        ] {
+            assert!(already_normal(normal.as_bytes()), "{normal:?}");
+            assert_eq!(rewrite_path(normal).as_deref(), Ok(normal));
+        }
+        for needs_work in [
+            "", "a", "//", "/a//b", "/.", "/..", "/./a", "/a/../b", "/a/.", "/a/..", "/%41",
+            "/a;b", "/a\\b", "/a#b", "/a b", "/a\u{e9}",
+        ] {
+            assert!(!already_normal(needs_work.as_bytes()), "{needs_work:?}");
+        }
+    }
+
     proptest::proptest! {
+        /// The fast path never answers differently from the full rewrite.
+        #[test]
+        fn the_fast_path_agrees_with_the_rewrite(p in "[/a.%;#~\\\\ 4A1é]{0,12}") {
+            proptest::prop_assert_eq!(normalize_path(&p), rewrite_path(&p));
+        }
+
         #[test]
         fn normalised_paths_are_fixed_points(p in "/[a-zA-Z0-9./%_~-]{0,40}") {
             if let Ok(n) = normalize_path(&p) {

@@ -52,10 +52,13 @@ pub fn rewrite(
     } else {
         "http"
     };
+    // Only a trusted proxy's values are read: anyone else's are replaced.
+    let trusted = is_trusted(request.peer_ip, &settings.server.trusted_proxies);
+    let inbound = |name| trusted.then(|| joined(&req.headers, name)).flatten();
     let (proto, fwd_host) = told(
-        is_trusted(request.peer_ip, &settings.server.trusted_proxies),
-        joined(&req.headers, &X_FORWARDED_PROTO),
-        joined(&req.headers, &X_FORWARDED_HOST),
+        trusted,
+        inbound(&X_FORWARDED_PROTO),
+        inbound(&X_FORWARDED_HOST),
         HeaderValue::from_static(scheme),
         joined(&req.headers, &HOST),
     );
