@@ -157,7 +157,7 @@ async fn decide(
         // to a logout view that wants a POST signs nobody out.
         ctx.logout_on_success = Some(authed.key);
     }
-    ctx.websocket = super::websocket::watched(route, session.req_header(), &authed);
+    ctx.websocket = super::websocket::watched(route, session.req_header(), &authed).map(Box::new);
     ctx.identity = Some(authed.user);
     Ok(None)
 }

@@ -83,9 +83,11 @@ pub struct RequestCtx {
     /// The route's upstreams this request has tried (bit i = upstream i).
     pub upstreams_tried: u64,
     /// A login route's upgrade: relayed, and closed when its session ends.
-    pub websocket: Option<websocket::Watched>,
+    /// Boxed, like `inject`: rare, and every request's context is moved
+    /// with Pingora's per-request future, so it stays small.
+    pub websocket: Option<Box<websocket::Watched>>,
     /// Puts the session.js tag into this HTML answer (`ui.inject_session_script`).
-    pub inject: Option<script_injection::TagInserter>,
+    pub inject: Option<Box<script_injection::TagInserter>>,
 }
 
 /// How a request ended, for the requests metric.
@@ -216,7 +218,7 @@ impl ProxyHttp for Gateway {
             self.shared.upstream_health.answered(addr);
         }
         app_response::finish(&self.shared, response, ctx).await?;
-        ctx.inject = script_injection::begin(session.req_header(), response, ctx)?;
+        ctx.inject = script_injection::begin(session.req_header(), response, ctx)?.map(Box::new);
         Ok(())
     }
 
